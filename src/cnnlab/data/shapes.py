@@ -73,7 +73,7 @@ def make_shapes(n_per_class: int = 300, image_size: int = 64, seed: int = 0) -> 
     def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, *shape, generator=g)
 
-    radius = uniform(0.16, 0.30) * s
+    radius = uniform(0.20, 0.36) * s
     cx = uniform(0.0, 1.0) * (s - 2 * radius) + radius
     cy = uniform(0.0, 1.0) * (s - 2 * radius) + radius
     angle = uniform(0.0, 2 * math.pi)

@@ -54,7 +54,7 @@ class AheCNN(nn.Module):
         return self.classifier(x)
 
 
-@register_model("ahe_cnn", default_image_size=64, min_image_size=16)
+@register_model("ahe_cnn", default_image_size=32, min_image_size=16)
 def ahe_cnn(
     num_classes: int,
     pooling: str = "max",

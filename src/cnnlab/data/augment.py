@@ -1,0 +1,129 @@
+"""On-the-fly augmentation of whole batches, each image with its own random parameters.
+
+torchvision's v2 functional ops take one parameter set per call, so per-image randomness would need a
+Python loop over the batch. Instead every geometric change (rotation, flips, zoom, translation) is
+folded into one 2x3 affine matrix per image and applied with a single ``affine_grid``/``grid_sample``;
+colour changes are per-image factors broadcast over the batch (hue as a rotation in YIQ space). All
+randomness comes from the generator passed in, so a resumed run draws the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.errors import UserError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strength of each augmentation; 0 switches it off."""
+
+    rotation: float = 0.0  # max degrees, either way
+    hflip: float = 0.0  # probability
+    vflip: float = 0.0  # probability
+    zoom: float = 0.0  # scale drawn from [1 - zoom, 1 + zoom]
+    translate: float = 0.0  # max shift as a fraction of the image side
+    brightness: float = 0.0  # factor drawn from [1 - b, 1 + b]
+    contrast: float = 0.0  # factor drawn from [1 - c, 1 + c]
+    saturation: float = 0.0  # factor drawn from [1 - s, 1 + s]
+    hue: float = 0.0  # max hue rotation as a fraction of a full turn (<= 0.5)
+    noise: float = 0.0  # Gaussian noise std drawn from [0, noise], pixel values in [0, 1]
+
+    def is_geometric(self) -> bool:
+        return any((self.rotation, self.hflip, self.vflip, self.zoom, self.translate))
+
+    def is_identity(self) -> bool:
+        return not any(asdict(self).values())
+
+
+PRESETS: dict[str, AugmentConfig] = {
+    "none": AugmentConfig(),
+    "light": AugmentConfig(rotation=5, hflip=0.5, zoom=0.05, translate=0.05, brightness=0.1, contrast=0.1),
+    "standard": AugmentConfig(
+        rotation=10, hflip=0.5, zoom=0.1, translate=0.1, brightness=0.2, contrast=0.2,
+        saturation=0.2, hue=0.02, noise=0.02,
+    ),
+    "strong": AugmentConfig(
+        rotation=20, hflip=0.5, vflip=0.1, zoom=0.2, translate=0.15, brightness=0.3, contrast=0.3,
+        saturation=0.3, hue=0.05, noise=0.05,
+    ),
+}
+
+
+def augment_config(preset: str, overrides: dict[str, float] | None = None) -> AugmentConfig:
+    if preset not in PRESETS:
+        raise UserError(f"unknown augmentation preset '{preset}': choose one of {', '.join(PRESETS)}")
+    overrides = overrides or {}
+    names = {f.name for f in fields(AugmentConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise UserError(f"unknown augmentation '{unknown[0]}': choose from {', '.join(sorted(names))}")
+    return replace(PRESETS[preset], **{k: float(v) for k, v in overrides.items()})
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g, device=device)
+
+
+def _affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    n, dev = x.shape[0], x.device
+    angle = _uniform(n, -cfg.rotation, cfg.rotation, g, dev) * (math.pi / 180)
+    scale = _uniform(n, 1 - cfg.zoom, 1 + cfg.zoom, g, dev)
+    shift = _uniform(2 * n, -cfg.translate, cfg.translate, g, dev).view(n, 2) * 2  # grid units span 2
+    fx = torch.where(torch.rand(n, generator=g, device=dev) < cfg.hflip, -1.0, 1.0)
+    fy = torch.where(torch.rand(n, generator=g, device=dev) < cfg.vflip, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # theta maps output grid coordinates to input coordinates: flip, then rotate and zoom, then shift.
+    theta = torch.stack([
+        torch.stack([cos * fx, -sin * fy, shift[:, 0]], dim=1),
+        torch.stack([sin * fx, cos * fy, shift[:, 1]], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def _hue(x: torch.Tensor, max_turn: float, g: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    a = _uniform(n, -max_turn, max_turn, g, x.device) * (2 * math.pi)
+    cos, sin, one, zero = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    rot = torch.stack([
+        torch.stack([one, zero, zero], 1), torch.stack([zero, cos, -sin], 1), torch.stack([zero, sin, cos], 1),
+    ], 1)
+    to_yiq = _RGB_TO_YIQ.to(x)
+    m = torch.linalg.inv(to_yiq) @ rot @ to_yiq  # n x 3 x 3, per-image rotation of the chroma plane
+    return torch.einsum("nij,njhw->nihw", m, x)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """Augment a float batch N x 3 x H x W with values in [0, 1]; returns values in [0, 1]."""
+    if cfg.is_identity():
+        return x
+    n, dev = x.shape[0], x.device
+    if cfg.is_geometric():
+        x = _affine(x, cfg, g)
+    if cfg.brightness:
+        x = x * _uniform(n, 1 - cfg.brightness, 1 + cfg.brightness, g, dev).view(n, 1, 1, 1)
+    if cfg.contrast:
+        mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
+        x = mean + (x - mean) * _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g, dev).view(n, 1, 1, 1)
+    if cfg.saturation:
+        grey = _grey(x)
+        x = grey + (x - grey) * _uniform(n, 1 - cfg.saturation, 1 + cfg.saturation, g, dev).view(n, 1, 1, 1)
+    if cfg.hue:
+        x = _hue(x, cfg.hue, g)
+    if cfg.noise:
+        sigma = _uniform(n, 0, cfg.noise, g, dev).view(n, 1, 1, 1)
+        x = x + sigma * torch.randn(x.shape, generator=g, device=dev, dtype=x.dtype)
+    return x.clamp_(0, 1)

@@ -1,0 +1,115 @@
+"""Where data enters cnnlab: the built-in ``shapes`` set or a folder, decoded once, split once.
+
+``load_images`` gives every image of a source (optionally from a disk cache keyed by the file list,
+sizes, modification times and image size, so a changed file invalidates it); ``load_data`` adds the
+stratified validation split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from cnnlab import atomic
+from cnnlab.data.folder import Skipped, find_layout, fingerprint, load_folder
+from cnnlab.data.imageset import ImageSet
+from cnnlab.data.shapes import make_shapes
+from cnnlab.data.split import stratified_split
+
+SHAPES = "shapes"
+_CACHE_FORMAT = 1
+
+
+@dataclass
+class SourceImages:
+    pool: ImageSet  # images to train and validate on
+    test: ImageSet | None = None  # DIR/test when the folder has one
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass
+class DataBundle:
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet | None
+    skipped: list[Skipped]
+    source: str
+
+    @property
+    def classes(self) -> list[str]:
+        return self.train.classes
+
+
+def load_images(
+    data: str | None, image_size: int, cache_dir: str | None = None, shapes_per_class: int = 300, shapes_seed: int = 0
+) -> SourceImages:
+    if data in (None, SHAPES):
+        s = make_shapes(shapes_per_class, image_size, shapes_seed)
+        names = [f"shapes/{i:05d}" for i in range(len(s.labels))]
+        return SourceImages(ImageSet(s.images, s.labels, names, list(s.classes), s.masks))
+    layout = find_layout(data)
+    if cache_dir is None:
+        return _decode_layout(layout, image_size)
+    return _cached(layout, image_size, Path(cache_dir).expanduser())
+
+
+def _decode_layout(layout, image_size: int) -> SourceImages:  # type: ignore[no-untyped-def]
+    pool, skipped = load_folder(layout.train, layout.root, image_size)
+    test = None
+    if layout.test is not None:
+        test, skipped_test = load_folder(layout.test, layout.root, image_size, classes=pool.classes)
+        skipped += skipped_test
+    return SourceImages(pool, test, skipped)
+
+
+def _cached(layout, image_size: int, cache_dir: Path) -> SourceImages:  # type: ignore[no-untyped-def]
+    prints = [fingerprint(layout.train, layout.root)]
+    if layout.test is not None:
+        prints.append(fingerprint(layout.test, layout.root))
+    key = hashlib.sha256(json.dumps([_CACHE_FORMAT, image_size, prints]).encode()).hexdigest()[:20]
+    path = cache_dir / f"{layout.root.resolve().name}-{image_size}px-{key}.pt"
+    if path.exists():
+        try:
+            blob = torch.load(path, weights_only=True)
+            return SourceImages(
+                _imageset_from(blob["pool"]),
+                _imageset_from(blob["test"]) if blob["test"] else None,
+                [Skipped(p, r) for p, r in blob["skipped"]],
+            )
+        except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
+            print(f"cnnlab: ignoring unreadable cache {path} ({type(e).__name__}); rebuilding", file=sys.stderr)
+    source = _decode_layout(layout, image_size)
+    atomic.save_torch(path, {
+        "pool": _imageset_blob(source.pool),
+        "test": _imageset_blob(source.test) if source.test else None,
+        "skipped": [[s.path, s.reason] for s in source.skipped],
+    })
+    return source
+
+
+def _imageset_blob(s: ImageSet) -> dict:
+    return {"images": s.images, "labels": s.labels, "names": s.names, "classes": s.classes}
+
+
+def _imageset_from(blob: dict) -> ImageSet:
+    return ImageSet(blob["images"], blob["labels"], list(blob["names"]), list(blob["classes"]))
+
+
+def load_data(
+    data: str | None,
+    image_size: int,
+    val_fraction: float,
+    seed: int,
+    cache_dir: str | None = None,
+    shapes_per_class: int = 300,
+) -> DataBundle:
+    source = load_images(data, image_size, cache_dir, shapes_per_class)
+    train_idx, val_idx = stratified_split(source.pool.labels, val_fraction, seed)
+    return DataBundle(
+        source.pool.subset(train_idx), source.pool.subset(val_idx), source.test, source.skipped, data or SHAPES
+    )

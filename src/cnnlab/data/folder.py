@@ -1,0 +1,134 @@
+"""Folder-per-class image sets (``DIR/<class>/*`` or ``DIR/train/<class>/*`` + ``DIR/test/<class>/*``).
+
+Every file is decoded with Pillow exactly once, converted to RGB whatever its mode (greyscale, RGBA,
+palette, CMYK, 16-bit), resized to a square and stacked into one uint8 tensor. Files that cannot be
+decoded (truncated, not an image) are skipped and reported with the reason: one bad file never ends a
+run of ten thousand.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cnnlab.data.imageset import ImageSet
+from cnnlab.errors import UserError
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    root: Path  # names are relative to this
+    train: Path
+    test: Path | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+def find_layout(data_dir: str | Path) -> FolderLayout:
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise UserError(f"data folder '{data_dir}' does not exist: pass --data DIR with one sub-folder per class")
+    train = root / "train"
+    if train.is_dir() and _class_dirs(train):
+        test = root / "test"
+        return FolderLayout(root, train, test if test.is_dir() and _class_dirs(test) else None)
+    if not _class_dirs(root):
+        raise UserError(
+            f"data folder '{data_dir}' has no class sub-folders: arrange images as DIR/<class>/<image> "
+            "or DIR/train/<class>/<image>"
+        )
+    return FolderLayout(root, root, None)
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def list_files(folder: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
+    """All non-hidden files under ``folder/<class>/``, sorted, with class indices and the class list."""
+    classes = classes or [p.name for p in _class_dirs(folder)]
+    files: list[Path] = []
+    labels: list[int] = []
+    for k, name in enumerate(classes):
+        class_dir = folder / name
+        if not class_dir.is_dir():
+            continue
+        for f in sorted(class_dir.rglob("*")):
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(class_dir).parts):
+                files.append(f)
+                labels.append(k)
+    return files, labels, classes
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB. Transparent pixels are composited onto white; 16/32-bit and
+    float greyscale are rescaled to 0..255 rather than clipped."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            a = a / 257.0
+        elif a.max() > a.min():
+            a = (a - a.min()) / (a.max() - a.min()) * 255.0
+        img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def decode(path: Path, size: int) -> np.ndarray:
+    """Decode one file to a size x size x 3 uint8 array (squashed to square, bilinear with antialias)."""
+    with Image.open(path) as img:
+        img.load()
+        rgb = to_rgb(img)
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _try_decode(path: Path, size: int) -> np.ndarray | str:
+    try:
+        return decode(path, size)
+    except Exception as e:  # noqa: BLE001 - any decoder failure means "skip this file and say why"
+        return f"{type(e).__name__}: {e}".splitlines()[0]
+
+
+def load_folder(folder: Path, root: Path, size: int, classes: list[str] | None = None) -> tuple[ImageSet, list[Skipped]]:
+    files, labels, classes = list_files(folder, classes)
+    if not files:
+        raise UserError(f"no image files found under '{folder}': expected {folder}/<class>/<image>")
+    threads = min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(threads) as pool:
+        decoded = list(pool.map(lambda f: _try_decode(f, size), files, chunksize=64))
+    arrays, kept_labels, names, skipped = [], [], [], []
+    for f, label, result in zip(files, labels, decoded):
+        rel = f.relative_to(root).as_posix()
+        if isinstance(result, str):
+            skipped.append(Skipped(rel, result))
+            continue
+        arrays.append(result)
+        kept_labels.append(label)
+        names.append(rel)
+    if not arrays:
+        raise UserError(f"none of the {len(files)} files under '{folder}' could be decoded as an image")
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return ImageSet(images, torch.tensor(kept_labels, dtype=torch.long), names, list(classes)), skipped
+
+
+def fingerprint(folder: Path, root: Path) -> list[tuple[str, int, int]]:
+    """(name, size, mtime) of every file: what a disk cache must match to be valid."""
+    files, _, _ = list_files(folder)
+    return [(f.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]]

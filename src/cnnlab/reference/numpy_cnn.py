@@ -1,0 +1,184 @@
+"""A small CNN built only from the NumPy reference layers, trained on the ``shapes`` dataset at 32x32,
+and its PyTorch twin with copied weights.
+
+The architecture is conv3x3-ReLU-maxpool2 twice, then one linear layer:
+3x32x32 -> 16x16x16 -> 32x8x8 -> 10 logits. The twin runs the same weights, batches and SGD rule in
+float64 PyTorch, so the two loss curves must agree to rounding error step by step; any disagreement
+points at a wrong gradient somewhere in the NumPy stack.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cnnlab.reference.activations import ReLU
+from cnnlab.reference.conv import Conv2d
+from cnnlab.reference.linear import Flatten, Linear
+from cnnlab.reference.loss import SoftmaxCrossEntropy
+from cnnlab.reference.optim import SGD
+from cnnlab.reference.pool import MaxPool2d
+from cnnlab.reference.sequential import Sequential
+
+if TYPE_CHECKING:
+    import torch
+
+IMAGE_SIZE = 32
+NUM_CLASSES = 10
+
+
+def build_numpy_cnn(
+    rng: np.random.Generator, widths: tuple[int, int] = (16, 32), dtype: np.dtype | type = np.float32
+) -> Sequential:
+    c1, c2 = widths
+    spatial = IMAGE_SIZE // 4  # two 2x2 max pools
+    return Sequential(
+        Conv2d(3, c1, 3, padding=1, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2),
+        Conv2d(c1, c2, 3, padding=1, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2),
+        Flatten(), Linear(c2 * spatial * spatial, NUM_CLASSES, rng=rng, dtype=dtype),
+    )
+
+
+@dataclass(frozen=True)
+class ShapesSplit:
+    """Shapes images as normalised float arrays; the last ``val_fraction`` of the images is held out.
+
+    Classes are interleaved in ``make_shapes`` (image i has class i % 10), so a contiguous split is
+    balanced. Normalisation uses the training images' per-channel mean and standard deviation only.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def load_shapes(n_per_class: int, seed: int = 0, val_fraction: float = 0.2, dtype: np.dtype | type = np.float32) -> ShapesSplit:
+    from cnnlab.data.shapes import make_shapes  # generated with torch; only the data crosses over
+
+    data = make_shapes(n_per_class=n_per_class, image_size=IMAGE_SIZE, seed=seed)
+    images = data.images.numpy().astype(np.float64) / 255.0
+    labels = data.labels.numpy()
+    n_train = len(labels) - int(round(len(labels) * val_fraction))
+    mean = images[:n_train].mean(axis=(0, 2, 3), keepdims=True)
+    std = images[:n_train].std(axis=(0, 2, 3), keepdims=True)
+    images = ((images - mean) / std).astype(dtype)
+    return ShapesSplit(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:])
+
+
+def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    order = rng.permutation(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) in evaluation mode."""
+    model.eval()
+    loss_fn, total_loss, correct = SoftmaxCrossEntropy(), 0.0, 0
+    for start in range(0, len(y), batch_size):
+        logits = model.forward(x[start : start + batch_size])
+        labels = y[start : start + batch_size]
+        total_loss += loss_fn.forward(logits, labels) * len(labels)
+        correct += int((logits.argmax(axis=1) == labels).sum())
+    model.train()
+    return total_loss / len(y), correct / len(y)
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+def train_numpy_cnn(
+    split: ShapesSplit,
+    epochs: int,
+    *,
+    batch_size: int = 32,
+    lr: float = 0.02,
+    momentum: float = 0.9,
+    seed: int = 0,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> tuple[Sequential, list[EpochStats]]:
+    """Plain minibatch SGD with momentum; returns the model and per-epoch statistics."""
+    rng = np.random.default_rng(seed)
+    model = build_numpy_cnn(rng, dtype=split.x_train.dtype)
+    optimiser = SGD(model.parameters(), lr=lr, momentum=momentum)
+    loss_fn = SoftmaxCrossEntropy()
+    history = []
+    for epoch in range(1, epochs + 1):
+        start, losses = time.perf_counter(), []
+        for batch in minibatches(len(split.y_train), batch_size, rng):
+            losses.append(loss_fn.forward(model.forward(split.x_train[batch]), split.y_train[batch]))
+            model.backward(loss_fn.backward())
+            optimiser.step()
+        val_loss, val_accuracy = evaluate(model, split.x_val, split.y_val)
+        stats = EpochStats(epoch, float(np.mean(losses)), val_loss, val_accuracy, time.perf_counter() - start)
+        history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+    return model, history
+
+
+def torch_twin(model: Sequential) -> torch.nn.Sequential:
+    """The same network in PyTorch (float64), with every parameter copied from ``model``."""
+    import torch
+    from torch import nn
+
+    def translate(layer: object) -> nn.Module:
+        if isinstance(layer, Conv2d):
+            g = layer.geometry
+            return nn.Conv2d(*layer.weight.value.shape[1::-1], g.kernel, g.stride, g.padding, g.dilation, bias=layer.bias is not None)
+        if isinstance(layer, MaxPool2d):
+            return nn.MaxPool2d(layer.geometry.kernel, layer.geometry.stride, layer.geometry.padding)
+        if isinstance(layer, Linear):
+            return nn.Linear(*layer.weight.value.shape[::-1], bias=layer.bias is not None)
+        return {ReLU: nn.ReLU, Flatten: nn.Flatten}[type(layer)]()
+
+    twin = nn.Sequential(*(translate(layer) for layer in model.layers)).double()
+    with torch.no_grad():
+        for ours, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+            theirs.copy_(torch.from_numpy(ours.value))
+    return twin
+
+
+def twin_losses(
+    steps: int = 20, batch_size: int = 16, lr: float = 0.05, momentum: float = 0.9, seed: int = 0
+) -> tuple[list[float], list[float]]:
+    """Train the NumPy CNN and its PyTorch twin side by side in float64 on the same shapes batches;
+    return both loss sequences (one loss per SGD step, taken before the step)."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(seed)
+    split = load_shapes(n_per_class=max(1, (steps * batch_size) // NUM_CLASSES + 1), seed=seed, dtype=np.float64)
+    model = build_numpy_cnn(rng, dtype=np.float64)
+    twin = torch_twin(model)
+    optimiser, loss_fn = SGD(model.parameters(), lr=lr, momentum=momentum), SoftmaxCrossEntropy()
+    torch_optimiser = torch.optim.SGD(twin.parameters(), lr=lr, momentum=momentum)
+    ours, theirs = [], []
+    batches = minibatches(len(split.y_train), batch_size, rng)
+    for _ in range(steps):
+        batch = next(batches, None)
+        if batch is None:
+            batches = minibatches(len(split.y_train), batch_size, rng)
+            batch = next(batches)
+        x, y = split.x_train[batch], split.y_train[batch]
+        ours.append(loss_fn.forward(model.forward(x), y))
+        model.backward(loss_fn.backward())
+        optimiser.step()
+
+        torch_optimiser.zero_grad()
+        loss = F.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
+        torch_optimiser.step()
+        theirs.append(loss.item())
+    return ours, theirs

@@ -1,0 +1,1 @@
+"""Files a person opens: training curves, confusion matrices, tables."""

@@ -1,0 +1,71 @@
+"""Plots written into run directories (matplotlib, Agg backend, written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from cnnlab import atomic  # noqa: E402
+from cnnlab.metrics import METRIC_NAMES  # noqa: E402
+
+_TITLES = {
+    "loss": "loss", "accuracy": "accuracy", "precision_macro": "precision (macro)",
+    "recall_macro": "recall (macro)", "f1_macro": "F1 (macro)",
+}
+
+
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    try:
+        return atomic.atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
+    finally:
+        plt.close(fig)
+
+
+def plot_curves(history: list[dict], path: str | Path) -> Path:
+    """Five panels (loss, accuracy, macro precision, recall, F1): train vs validation per epoch."""
+    fig, axes = plt.subplots(1, len(METRIC_NAMES), figsize=(4 * len(METRIC_NAMES), 3.4))
+    epochs = [h["epoch"] for h in history]
+    for ax, name in zip(axes, METRIC_NAMES):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            key = f"{split}_{name}"
+            if history and key in history[0]:
+                ax.plot(epochs, [h[key] for h in history], style, markersize=3, label=split)
+        ax.set_title(_TITLES[name])
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if name != "loss":
+            ax.set_ylim(-0.02, 1.02)
+    axes[0].legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path) -> Path:
+    """Two panels: counts and row-normalised (each true class's row sums to 1). Rows = true class."""
+    cm = confusion.to(torch.float64)
+    rows = cm.sum(1, keepdim=True)
+    norm = torch.where(rows > 0, cm / rows.clamp_min(1), torch.zeros_like(cm))
+    k = len(classes)
+    size = max(5.0, 0.55 * k + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    for ax, data, title, fmt in ((axes[0], cm, "counts", "{:.0f}"), (axes[1], norm, "row-normalised (recall)", "{:.2f}")):
+        im = ax.imshow(data.numpy(), cmap="Blues", vmin=0)
+        ax.set_title(title)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(k), classes, fontsize=8)
+        top = float(data.max()) if data.numel() else 0.0
+        for i in range(k):
+            for j in range(k):
+                v = float(data[i, j])
+                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7,
+                        color="white" if v > top / 2 else "black")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,1 @@
+"""Training: config, exact gradient accumulation, the loop, checkpoints, runs, evaluation."""

@@ -1,0 +1,38 @@
+"""Checkpoints as plain data: loadable with ``torch.load(path, weights_only=True)``.
+
+A checkpoint holds tensors, numbers, strings, lists and dicts only -- the config as a dict, the class
+names as a list of strings -- so loading one never runs pickled code. Written with temp file + rename,
+so a crash during saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab import atomic
+from cnnlab.errors import UserError
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def checkpoint_path(run_dir: str | Path, which: str) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"{which}.pt"
+
+
+def save_checkpoint(run_dir: str | Path, which: str, state: dict[str, Any]) -> Path:
+    return atomic.save_torch(checkpoint_path(run_dir, which), state)
+
+
+def load_checkpoint(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
+    path = checkpoint_path(run_dir, which)
+    if not path.is_file():
+        if not Path(run_dir).is_dir():
+            raise UserError(f"run directory '{run_dir}' does not exist: pass the folder `cnnlab train` wrote")
+        raise UserError(f"'{run_dir}' has no {which} checkpoint ({path}): is it a cnnlab run directory that finished an epoch?")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - say which file is damaged, not a pickle traceback
+        raise UserError(f"checkpoint '{path}' cannot be read ({type(e).__name__}): it is damaged; use the other checkpoint or retrain") from None

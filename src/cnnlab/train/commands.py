@@ -1,0 +1,159 @@
+"""Sub-commands ``train``, ``evaluate`` and ``predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from typing import Any
+
+import yaml
+
+from cnnlab.errors import UserError
+from cnnlab.train.config import OPTIMIZERS, SCHEDULES, TrainConfig, read_yaml
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
+    k, v = text.split("=", 1)
+    return k.strip(), yaml.safe_load(v)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags default to None so that only the ones given override the YAML config and defaults."""
+    a = p.add_argument
+    a("--config", help="YAML file of settings (flags given on the command line win)")
+    a("--resume", metavar="RUN", help="continue RUN from its last checkpoint (may raise --epochs)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="folder with <class>/ sub-folders (or train/<class>/); default: built-in shapes")
+    g.add_argument("--image-size", type=int, help="images are resized to this square size (default: the model's)")
+    g.add_argument("--val-fraction", type=float, help="fraction of each class held out for validation (0.2)")
+    g.add_argument("--cache-dir", help="keep decoded images here, reused while the files are unchanged")
+    g.add_argument("--shapes-per-class", type=int, help="images per class of the built-in shapes dataset (300)")
+    g.add_argument("--augment", choices=["none", "light", "standard", "strong"], help="augmentation preset (light)")
+    g.add_argument("--aug", action="append", type=_key_value, metavar="NAME=STRENGTH",
+                   help="override one augmentation, e.g. --aug rotation=15 --aug vflip=0")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="registry name (see `cnnlab models`; default ahe_cnn)")
+    g.add_argument("--pooling", choices=["max", "avg", "conv"], help="ahe_cnn downsampling")
+    g.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "sigmoid", "gelu"], help="ahe_cnn activation")
+    g.add_argument("--dropout", type=float, help="dropout rate before each fully connected layer")
+    g.add_argument("--model-option", action="append", type=_key_value, metavar="KEY=VALUE", help="any model builder option")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", help="micro-batch size, or 'all' for full-batch gradient descent (64)")
+    g.add_argument("--accumulate", type=int, help="micro-batches per optimiser step (exact accumulation)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--schedule", choices=SCHEDULES)
+    g.add_argument("--step-epochs", type=int)
+    g.add_argument("--step-gamma", type=float)
+    g.add_argument("--label-smoothing", type=float)
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 autocast")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    g.add_argument("--monitor", help="history column that picks the best checkpoint (val_accuracy)")
+    g.add_argument("--patience", type=int, help="early stopping after N epochs without improvement (0 = off)")
+    g.add_argument("--eval-batch-size", type=int)
+    g.add_argument("--output", help="run directory to create (default: runs/<time>-<model>-<data>)")
+
+
+_NOT_CONFIG = {"config", "resume", "aug", "pooling", "activation", "dropout", "model_option", "func", "command"}
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """defaults < --config YAML < flags."""
+    settings: dict[str, Any] = read_yaml(args.config) if args.config else {}
+    settings = {k.replace("-", "_"): v for k, v in settings.items()}
+    names = {f.name for f in fields(TrainConfig)}
+    for k, v in vars(args).items():
+        if k in names and k not in _NOT_CONFIG and v is not None:
+            settings[k] = v
+    model_options = dict(settings.get("model_options") or {})
+    for k in ("pooling", "activation", "dropout"):
+        if getattr(args, k, None) is not None:
+            model_options[k] = getattr(args, k)
+    model_options.update(dict(args.model_option or []))
+    settings["model_options"] = model_options
+    aug = dict(settings.get("augment_options") or {})
+    aug.update(dict(args.aug or []))
+    settings["augment_options"] = aug
+    return TrainConfig.from_dict(settings, where=args.config or "flags").validate()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.train.trainer import Trainer
+
+    if args.resume:
+        given = [k for k, v in vars(args).items() if v is not None and k not in ("resume", "epochs", "func", "command")]
+        if given:
+            raise UserError(f"--resume continues a run with its saved settings; drop --{given[0].replace('_', '-')} "
+                            "(only --epochs may change)")
+        trainer = Trainer.resume(args.resume, epochs=args.epochs)
+    else:
+        trainer = Trainer(config_from_args(args))
+    run_dir = trainer.fit()
+    if trainer.dist.is_main:
+        print(run_dir)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnnlab.train.evaluate import evaluate, evaluation_images, per_class_table
+    from cnnlab.train.run import load_run
+    from cnnlab.train.trainer import pick_device
+
+    device = pick_device(args.device)
+    run = load_run(args.run, args.checkpoint, device)
+    images, split = evaluation_images(run, args.data)
+    result = evaluate(run, images, split, device, top_k=args.top_k)
+    m = result.metrics
+    print(f"{split}: {m['images']} images, epoch {run.epoch} ({args.checkpoint} checkpoint)")
+    print(f"loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}  top{args.top_k}_accuracy {m[f'top{args.top_k}_accuracy']:.4f}  "
+          f"precision_macro {m['precision_macro']:.4f}  recall_macro {m['recall_macro']:.4f}  f1_macro {m['f1_macro']:.4f}")
+    print(per_class_table(result.per_class))
+    print(f"wrote {result.out_dir / 'metrics.json'} and {result.out_dir / 'confusion.png'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cnnlab.train.evaluate import predict
+    from cnnlab.train.run import load_run
+    from cnnlab.train.trainer import pick_device
+
+    device = pick_device(args.device)
+    results = predict(load_run(args.run, args.checkpoint, device), args.images, device, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        for r in results:
+            print(r["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (default: ahe_cnn on the built-in shapes dataset)")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    for name, func, help_ in (("evaluate", cmd_evaluate, "metrics, per-class table and confusion matrix of a run"),
+                              ("predict", cmd_predict, "top-k classes of images with a trained run")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab train`")
+        if name == "evaluate":
+            p.add_argument("--data", help="folder to evaluate on (default: the run's validation split)")
+            p.add_argument("--top-k", type=int, default=5)
+        else:
+            p.add_argument("images", nargs="+", metavar="IMAGE")
+            p.add_argument("--top-k", type=int, default=3)
+            p.add_argument("--json", action="store_true", help="print JSON instead of text")
+        p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+        p.add_argument("--device", default="auto")
+        p.set_defaults(func=func)

@@ -1,0 +1,117 @@
+"""Training configuration: one dataclass, filled from defaults < YAML file < command-line flags.
+
+The whole config is saved as ``config.yaml`` in the run directory and inside every checkpoint (as plain
+data), so a run can be resumed, evaluated or re-created from it alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnlab.errors import UserError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str | None = None  # folder, or None for the built-in shapes dataset
+    image_size: int | None = None  # None: the model's default
+    val_fraction: float = 0.2
+    cache_dir: str | None = None
+    shapes_per_class: int = 300
+    augment: str = "light"
+    augment_options: dict[str, float] = field(default_factory=dict)
+    # model
+    model: str = "ahe_cnn"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    # optimisation
+    epochs: int = 10
+    batch_size: int | str = 64  # an int, or "all" for full-batch gradient descent
+    accumulate: int = 1
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    step_epochs: int = 10  # "step" schedule: multiply the LR by step_gamma every step_epochs epochs
+    step_gamma: float = 0.1
+    label_smoothing: float = 0.0
+    # run
+    seed: int = 0
+    deterministic: bool = False
+    bf16: bool = False
+    channels_last: bool = True  # faster convolutions on CPU (oneDNN) and on GPUs with tensor cores
+    device: str = "auto"
+    monitor: str = "val_accuracy"
+    patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
+    eval_batch_size: int = 256
+    output: str | None = None
+
+    def validate(self) -> TrainConfig:
+        def bad(msg: str) -> UserError:
+            return UserError(msg)
+
+        if self.optimizer not in OPTIMIZERS:
+            raise bad(f"unknown optimizer '{self.optimizer}': choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise bad(f"unknown schedule '{self.schedule}': choose one of {', '.join(SCHEDULES)}")
+        if isinstance(self.batch_size, str):
+            if self.batch_size == "all":
+                pass
+            elif self.batch_size.isdigit():
+                self.batch_size = int(self.batch_size)
+            else:
+                raise bad(f"--batch-size must be a positive integer or 'all', not '{self.batch_size}'")
+        if isinstance(self.batch_size, int) and self.batch_size < 1:
+            raise bad(f"--batch-size must be at least 1, not {self.batch_size}")
+        for name in ("epochs", "accumulate", "eval_batch_size", "shapes_per_class", "step_epochs"):
+            if getattr(self, name) < 1:
+                raise bad(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if not 0 <= self.val_fraction < 1:
+            raise bad(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
+        if self.lr <= 0:
+            raise bad(f"--lr must be positive, not {self.lr}")
+        if self.image_size is not None and self.image_size < 8:
+            raise bad(f"--image-size must be at least 8, not {self.image_size}")
+        if not self.monitor.startswith(("val_", "train_")):
+            raise bad(f"--monitor must name a history column such as val_accuracy or val_loss, not '{self.monitor}'")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        d = {k.replace("-", "_"): v for k, v in (d or {}).items()}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"unknown setting '{unknown[0]}' in {where}: valid settings are {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file '{path}' does not exist: pass --config with a YAML file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise UserError(f"config file '{path}' is not valid YAML{where}: fix the syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file '{path}' must be a mapping of setting: value")
+    return data
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,52 @@
+"""Multi-process training with torchrun + DistributedDataParallel.
+
+``torchrun --nproc-per-node N -m cnnlab train ...`` sets RANK/WORLD_SIZE/LOCAL_RANK; everything else is
+the same command. Each rank holds the (small, in-memory) dataset and takes every world_size-th sample of
+each global micro-batch (see ``accumulate.plan_epoch``). Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_kind: str) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def broadcast_flag(info: DistInfo, flag: bool) -> bool:
+    """Rank 0's decision (e.g. early stop) for every rank."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1 if flag else 0])
+    dist.broadcast(t, 0)
+    return bool(t.item())

@@ -1,0 +1,94 @@
+"""Evaluate a finished run on its validation split or on a folder, and predict single images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnlab import atomic
+from cnnlab.data.dataset import load_images
+from cnnlab.data.folder import decode
+from cnnlab.data.imageset import ImageSet
+from cnnlab.errors import UserError
+from cnnlab.metrics import EpochMetrics, per_class_report, top_k_accuracy
+from cnnlab.report.plots import plot_confusion
+from cnnlab.train.inference import predict_logits
+from cnnlab.train.run import LoadedRun, read_split
+
+
+def evaluation_images(run: LoadedRun, data: str | None) -> tuple[ImageSet, str]:
+    """The run's own validation split (default), or every image of ``data`` (its test/ part if it has one)."""
+    if data is None:
+        source = load_images(run.config.data, run.image_size, run.config.cache_dir, run.config.shapes_per_class)
+        wanted = read_split(run.run_dir, "val")
+        where = {n: i for i, n in enumerate(source.pool.names)}
+        missing = [n for n in wanted if n not in where]
+        if missing:
+            raise UserError(f"{len(missing)} validation image(s) of the run are gone from its data, e.g. '{missing[0]}': "
+                            "evaluate with --data DIR")
+        return source.pool.subset([where[n] for n in wanted]), "val"
+    source = load_images(data, run.image_size)
+    images = source.test or source.pool
+    if images.classes != run.classes:
+        raise UserError(f"the classes in '{data}' ({', '.join(images.classes)}) differ from the run's "
+                        f"({', '.join(run.classes)}): evaluate on a folder with the same class sub-folders")
+    return images, "test" if source.test else Path(data).name
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    per_class: list[dict]
+    confusion: torch.Tensor
+    out_dir: Path
+
+
+def evaluate(run: LoadedRun, images: ImageSet, split: str, device: torch.device, top_k: int = 5) -> Evaluation:
+    logits = predict_logits(run.model, images.images, run.norm, device)
+    metrics = EpochMetrics(len(run.classes))
+    loss = torch.nn.functional.cross_entropy(logits, images.labels, reduction="sum")
+    metrics.update(logits, images.labels, loss)
+    summary = metrics.compute()
+    summary[f"top{top_k}_accuracy"] = top_k_accuracy(logits, images.labels, top_k)
+    summary["images"] = len(images)
+    confusion = metrics.confusion_matrix()
+    per_class = per_class_report(confusion, run.classes)
+    out_dir = run.run_dir / "evaluation" / split
+    atomic.write_json(out_dir / "metrics.json", {
+        "split": split, "epoch": run.epoch, "averaging": "accuracy: micro; precision/recall/F1: macro",
+        "metrics": summary, "per_class": per_class, "confusion": confusion.tolist(), "classes": run.classes,
+    })
+    plot_confusion(confusion, run.classes, out_dir / "confusion.png")
+    return Evaluation(summary, per_class, confusion, out_dir)
+
+
+def per_class_table(rows: list[dict]) -> str:
+    width = max(12, *(len(r["class"]) for r in rows))
+    lines = [f"{'class':<{width}}  precision  recall     f1  support"]
+    lines += [f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:.4f}  {r['support']:7d}" for r in rows]
+    return "\n".join(lines)
+
+
+def load_image_files(paths: list[str], size: int) -> torch.Tensor:
+    arrays = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise UserError(f"image '{p}' does not exist")
+        try:
+            arrays.append(decode(Path(p), size))
+        except Exception as e:  # noqa: BLE001 - say which file and why, not a decoder traceback
+            raise UserError(f"cannot read image '{p}' ({type(e).__name__}): pass a JPEG, PNG, BMP, TIFF or similar file") from None
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def predict(run: LoadedRun, paths: list[str], device: torch.device, top_k: int = 3) -> list[dict]:
+    images = load_image_files(paths, run.image_size)
+    probs = predict_logits(run.model, images, run.norm, device).softmax(dim=1)
+    top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+    return [
+        {"image": p, "top": [{"class": run.classes[int(i)], "probability": float(v)} for v, i in zip(vals, idx)]}
+        for p, vals, idx in zip(paths, top.values, top.indices)
+    ]

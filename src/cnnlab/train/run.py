@@ -1,0 +1,94 @@
+"""Run directories: where a training run writes everything, and how a finished run is loaded back.
+
+Layout of ``runs/<time>-<model>-<data>/``::
+
+    config.yaml            the full training config
+    classes.json           class names in label order
+    split/train.txt        the exact files (names relative to the data root) of each split
+    split/val.txt
+    skipped.txt            files that could not be decoded, with the reason (only if any)
+    history.csv/.json      one row per epoch, rewritten after every epoch
+    curves.png             loss, accuracy, macro precision/recall/F1, train vs validation
+    checkpoints/last.pt    every epoch, for --resume
+    checkpoints/best.pt    best epoch by the monitored validation metric
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab import atomic
+from cnnlab.data.folder import Skipped
+from cnnlab.data.imageset import ImageSet
+from cnnlab.data.normalize import Normalization
+from cnnlab.errors import UserError
+from cnnlab.models import create_model
+from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.train.config import TrainConfig
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    """A fresh directory: ``cfg.output`` if given (must be empty or absent), else a readable name under runs/."""
+    if cfg.output:
+        path = Path(cfg.output)
+        if path.exists() and any(path.iterdir()):
+            raise UserError(f"output folder '{path}' is not empty: choose a new --output, or continue it with --resume {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    data = "shapes" if not cfg.data else Path(cfg.data).resolve().name
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)}"
+    for i in range(1000):
+        path = Path("runs") / (stem if i == 0 else f"{stem}-{i}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise UserError("could not find a free run directory name under runs/: pass --output DIR")
+
+
+def write_split(run_dir: Path, name: str, images: ImageSet) -> None:
+    lines = [f"{n}\t{images.classes[int(k)]}" for n, k in zip(images.names, images.labels)]
+    atomic.write_text(run_dir / "split" / f"{name}.txt", "\n".join(lines) + "\n")
+
+
+def read_split(run_dir: str | Path, name: str) -> list[str]:
+    path = Path(run_dir) / "split" / f"{name}.txt"
+    if not path.is_file():
+        raise UserError(f"'{run_dir}' has no {path.name} split list: evaluate with --data DIR instead")
+    return [line.split("\t")[0] for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def write_skipped(run_dir: Path, skipped: list[Skipped]) -> None:
+    if skipped:
+        atomic.write_text(run_dir / "skipped.txt", "".join(f"{s.path}\t{s.reason}\n" for s in skipped))
+
+
+@dataclass
+class LoadedRun:
+    """A trained model with what is needed to feed it: classes, normalisation, input size, config."""
+
+    run_dir: Path
+    model: nn.Module
+    config: TrainConfig
+    classes: list[str]
+    norm: Normalization
+    image_size: int
+    epoch: int
+
+
+def load_run(run_dir: str | Path, which: str = "best", device: torch.device | str = "cpu") -> LoadedRun:
+    ckpt = load_checkpoint(run_dir, which)
+    cfg = TrainConfig.from_dict(ckpt["config"], where=f"{run_dir} checkpoint")
+    classes = list(ckpt["classes"])
+    model = create_model(cfg.model, len(classes), **cfg.model_options)
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    return LoadedRun(Path(run_dir), model, cfg, classes, Normalization.from_dict(ckpt["normalization"]),
+                     int(ckpt["image_size"]), int(ckpt["epoch"]))

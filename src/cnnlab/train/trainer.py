@@ -1,0 +1,291 @@
+"""The training loop: epochs of exact-accumulation steps, validation, history, checkpoints, resume.
+
+Read top to bottom: ``Trainer.__init__`` builds data, model and optimiser from a ``TrainConfig`` (or
+from a run's last checkpoint, to resume); ``fit`` runs epochs; ``train_epoch`` is the inner loop,
+whose accumulation rules live in ``accumulate.plan_epoch``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from cnnlab import atomic
+from cnnlab.data.augment import augment_config
+from cnnlab.data.dataset import DataBundle, load_data
+from cnnlab.data.normalize import Normalization
+from cnnlab.errors import UserError
+from cnnlab.metrics import METRIC_NAMES, EpochMetrics
+from cnnlab.models import create_model, model_info
+from cnnlab.report.plots import plot_curves
+from cnnlab.train import run as runs
+from cnnlab.train.accumulate import plan_epoch, steps_per_epoch
+from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.train.config import TrainConfig, to_yaml
+from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
+from cnnlab.train.inference import logits_of, prepare
+from cnnlab.train.optim import build_optimizer, build_schedule
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for, but no CUDA GPU is visible: use --device cpu")
+    return torch.device(name)
+
+
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: DataBundle | None = None,
+        checkpoint: dict[str, Any] | None = None,
+        run_dir: str | Path | None = None,
+    ) -> None:
+        """Start a new run, or (with ``checkpoint`` and ``run_dir``) continue one; see ``resume``."""
+        self.cfg = cfg.validate()
+        self.device = pick_device(cfg.device)
+        self.dist: DistInfo = init_distributed(self.device.type)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        torch.manual_seed(cfg.seed)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+
+        info = model_info(cfg.model)
+        self.image_size = cfg.image_size or info.default_image_size
+        if self.image_size < info.min_image_size:
+            raise UserError(f"--image-size {self.image_size} is too small for {cfg.model}: use at least {info.min_image_size}")
+        self.data = data or load_data(cfg.data, self.image_size, cfg.val_fraction, cfg.seed, cfg.cache_dir, cfg.shapes_per_class)
+        self.classes = self.data.classes
+        if len(self.data.train) == 0:
+            raise UserError("the training split is empty: lower --val-fraction or add images")
+        self.norm = (Normalization(info.mean, info.std) if info.mean and info.std
+                     else Normalization.measure(self.data.train.images))
+        self.augment = augment_config(cfg.augment, cfg.augment_options)
+        self.batch_size = len(self.data.train) if cfg.batch_size == "all" else int(cfg.batch_size)
+
+        self.model = create_model(cfg.model, len(self.classes), **cfg.model_options).to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net: nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.steps_per_epoch = steps_per_epoch(len(self.data.train), self.batch_size, cfg.accumulate, self.dist.world_size)
+        self.optimizer = build_optimizer(self.model.parameters(), cfg)
+        self.schedule = build_schedule(self.optimizer, cfg, self.steps_per_epoch, cfg.epochs)
+        self.criterion = nn.CrossEntropyLoss(reduction="sum", label_smoothing=cfg.label_smoothing)
+        self.order_gen = torch.Generator().manual_seed(cfg.seed)
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, float] | None = None
+        self.stale_epochs = 0
+        if checkpoint is not None:
+            self.run_dir = Path(run_dir)  # type: ignore[arg-type]
+            self._restore(checkpoint)
+        else:
+            self.run_dir = runs.new_run_dir(cfg) if self.dist.is_main else Path(".")
+            if self.dist.is_main:
+                self._write_run_files()
+        if cfg.accumulate > 1 and _has_batchnorm(self.model):
+            log(f"warning: BatchNorm statistics see micro-batches of {self.batch_size} images, not the "
+                f"{self.batch_size * cfg.accumulate} of one accumulated step")
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, epochs: int | None = None, data: DataBundle | None = None) -> Trainer:
+        """Continue ``run_dir`` from its last checkpoint: same config (``epochs`` may be raised), same
+        data split, and model, optimiser, schedule, RNG and epoch as they were."""
+        ckpt = load_checkpoint(run_dir, "last")
+        cfg = TrainConfig.from_dict(ckpt["config"], where=f"{run_dir} checkpoint")
+        if epochs is not None:
+            cfg.epochs = epochs
+        return cls(cfg, data=data, checkpoint=ckpt, run_dir=run_dir)
+
+    # ----------------------------------------------------------------- state
+    def _write_run_files(self) -> None:
+        d = self.run_dir
+        atomic.write_text(d / "config.yaml", to_yaml(self.cfg))
+        atomic.write_json(d / "classes.json", self.classes)
+        runs.write_split(d, "train", self.data.train)
+        runs.write_split(d, "val", self.data.val)
+        runs.write_skipped(d, self.data.skipped)
+        if self.data.skipped:
+            log(f"skipped {len(self.data.skipped)} unreadable file(s), listed in {d / 'skipped.txt'}")
+
+    def state(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "order": self.order_gen.get_state(), "augment": self.aug_gen.get_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": 1,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": rng,
+            "history": self.history,
+            "best": self.best,
+            "stale_epochs": self.stale_epochs,
+            "config": self.cfg.to_dict(),
+            "classes": list(self.classes),
+            "normalization": self.norm.to_dict(),
+            "image_size": self.image_size,
+        }
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        if list(ckpt["classes"]) != self.classes:
+            raise UserError(f"the data's classes changed since {self.run_dir} was trained: resume with the same data")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["schedule"])
+        self.epoch, self.history = int(ckpt["epoch"]), list(ckpt["history"])
+        self.best, self.stale_epochs = ckpt["best"], int(ckpt["stale_epochs"])
+        self.norm = Normalization.from_dict(ckpt["normalization"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        self.order_gen.set_state(ckpt["rng"]["order"])
+        self.aug_gen.set_state(ckpt["rng"]["augment"])
+        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+
+    # ----------------------------------------------------------------- loop
+    def fit(self) -> Path:
+        """Train until ``cfg.epochs`` (or early stop); returns the run directory."""
+        if self.epoch >= self.cfg.epochs and self.dist.is_main:
+            log(f"{self.run_dir} already finished {self.epoch} epochs: pass --epochs N (more) to continue")
+        while self.epoch < self.cfg.epochs:
+            t0 = time.perf_counter()
+            train = self.train_epoch()
+            train_time = time.perf_counter() - t0
+            val = self.validate()
+            self.epoch += 1
+            row: dict[str, float] = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+            row.update({f"train_{k}": v for k, v in train.items()})
+            row.update({f"val_{k}": v for k, v in val.items()})
+            row["images_per_s"] = len(self.data.train) / train_time
+            row["epoch_time_s"] = time.perf_counter() - t0
+            self.history.append(row)
+            improved = self._update_best(row)
+            stop = self.cfg.patience > 0 and self.stale_epochs >= self.cfg.patience
+            if self.dist.is_main:
+                self._save(improved)
+                log(self._summary(row))
+                if stop:
+                    log(f"early stop: {self.cfg.monitor} did not improve for {self.cfg.patience} epochs")
+            if broadcast_flag(self.dist, stop):
+                break
+        barrier(self.dist)
+        return self.run_dir
+
+    def train_epoch(self) -> dict[str, float]:
+        self.net.train()
+        metrics = EpochMetrics(len(self.classes), self.device)
+        images, labels = self.data.train.images, self.data.train.labels
+        order = torch.randperm(len(labels), generator=self.order_gen)
+        plan = list(plan_epoch(order, self.batch_size, self.cfg.accumulate, self.dist.rank, self.dist.world_size))
+        bar = tqdm(plan, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False,
+                   disable=not (sys.stderr.isatty() and self.dist.is_main))
+        seen, t0 = 0, time.perf_counter()
+        for mb in bar:
+            x = prepare(images[mb.indices], self.norm, self.device, self.augment, self.aug_gen, self.cfg.channels_last)
+            y = labels[mb.indices].to(self.device)
+            sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
+            with sync:
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                    logits, loss_sum = self.forward_loss(x, y)
+                (loss_sum * mb.loss_scale).backward()
+            if mb.ends_window:
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.schedule.step()
+            metrics.update(logits, y, loss_sum)
+            seen += len(y)
+            if not bar.disable:
+                bar.set_postfix(loss=f"{float(loss_sum) / max(1, len(y)):.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        return metrics.compute()
+
+    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, summed per-sample loss) of one micro-batch."""
+        logits = logits_of(self.net(x)).float()
+        return logits, self.criterion(logits, y)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        metrics = EpochMetrics(len(self.classes), self.device)
+        val = self.data.val
+        bs = self.cfg.eval_batch_size
+        for i in range(self.dist.rank * bs, len(val), bs * self.dist.world_size):
+            x = prepare(val.images[i : i + bs], self.norm, self.device, channels_last=self.cfg.channels_last)
+            y = val.labels[i : i + bs].to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                logits = logits_of(self.model(x)).float()
+            metrics.update(logits, y, nn.functional.cross_entropy(logits, y, reduction="sum"))
+        if len(val) == 0:
+            return {k: math.nan for k in METRIC_NAMES}
+        return metrics.compute()
+
+    # ----------------------------------------------------------------- bookkeeping
+    def _update_best(self, row: dict[str, float]) -> bool:
+        key = self.cfg.monitor
+        if key not in row:
+            raise UserError(f"--monitor {key} is not a history column: use one of {', '.join(k for k in row if k.startswith('val_'))}")
+        value = row[key]
+        lower_is_better = key.endswith("loss")
+        better = self.best is None or (not math.isnan(value) and (
+            value < self.best["value"] if lower_is_better else value > self.best["value"]))
+        if better:
+            self.best = {"value": value, "epoch": self.epoch}
+            self.stale_epochs = 0
+        else:
+            self.stale_epochs += 1
+        return better
+
+    def _save(self, improved: bool) -> None:
+        state = self.state()
+        save_checkpoint(self.run_dir, "last", state)
+        if improved:
+            save_checkpoint(self.run_dir, "best", state)
+        atomic.write_json(self.run_dir / "history.json", self.history)
+        atomic.write_text(self.run_dir / "history.csv", history_csv(self.history))
+        plot_curves(self.history, self.run_dir / "curves.png")
+
+    def _summary(self, row: dict[str, float]) -> str:
+        def part(split: str) -> str:
+            return (f"{split} loss {row[f'{split}_loss']:.4f} acc {row[f'{split}_accuracy']:.4f} "
+                    f"f1_macro {row[f'{split}_f1_macro']:.4f}")
+
+        return (f"epoch {int(row['epoch'])}/{self.cfg.epochs}  {part('train')} | {part('val')} | "
+                f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.1f}s")
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    if not history:
+        return ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
