@@ -64,8 +64,9 @@ _texture("dots", lambda u, v: ((u * 2.5).remainder(1) - 0.5) ** 2 + ((v * 2.5).r
 assert tuple(_SHAPES) == SHAPE_CLASSES
 
 
-def make_shapes(n_per_class: int = 300, image_size: int = 64, seed: int = 0) -> ShapesData:
-    """Generate ``10 * n_per_class`` images, classes interleaved (image i has class i % 10)."""
+def make_shapes(n_per_class: int = 300, image_size: int = 64, seed: int = 0, rotation: float = 180.0) -> ShapesData:
+    """Generate ``10 * n_per_class`` images, classes interleaved (image i has class i % 10); objects are
+    rotated by up to ``rotation`` degrees either way."""
     g = torch.Generator().manual_seed(seed)
     n, s = n_per_class * len(SHAPE_CLASSES), image_size
     labels = torch.arange(n) % len(SHAPE_CLASSES)
@@ -76,7 +77,7 @@ def make_shapes(n_per_class: int = 300, image_size: int = 64, seed: int = 0) -> 
     radius = uniform(0.20, 0.36) * s
     cx = uniform(0.0, 1.0) * (s - 2 * radius) + radius
     cy = uniform(0.0, 1.0) * (s - 2 * radius) + radius
-    angle = uniform(0.0, 2 * math.pi)
+    angle = uniform(-rotation, rotation) * (math.pi / 180)
     fg = uniform(0.0, 1.0, 3)
     bg = (1.0 - fg + uniform(-0.15, 0.15, 3)).clamp(0, 1)  # far from fg in every channel
     noise = uniform(0.02, 0.10)

@@ -43,10 +43,10 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def broadcast_flag(info: DistInfo, flag: bool) -> bool:
+def broadcast_flag(info: DistInfo, flag: bool, device: torch.device) -> bool:
     """Rank 0's decision (e.g. early stop) for every rank."""
     if not info.enabled:
         return flag
-    t = torch.tensor([1 if flag else 0])
+    t = torch.tensor([1 if flag else 0], device=device)
     dist.broadcast(t, 0)
     return bool(t.item())

@@ -194,7 +194,7 @@ class Trainer:
                 log(self._summary(row))
                 if stop:
                     log(f"early stop: {self.cfg.monitor} did not improve for {self.cfg.patience} epochs")
-            if broadcast_flag(self.dist, stop):
+            if broadcast_flag(self.dist, stop, self.device):
                 break
         barrier(self.dist)
         return self.run_dir
