@@ -1,14 +1,21 @@
 """A small CNN built only from the NumPy reference layers, trained on the ``shapes`` dataset at 32x32,
 and its PyTorch twin with copied weights.
 
-The architecture is conv3x3-ReLU-maxpool2 twice, then one linear layer:
-3x32x32 -> 16x16x16 -> 32x8x8 -> 10 logits. The twin runs the same weights, batches and SGD rule in
-float64 PyTorch, so the two loss curves must agree to rounding error step by step; any disagreement
-points at a wrong gradient somewhere in the NumPy stack.
+The architecture is conv3x3-BN-ReLU-maxpool2 twice, a third conv3x3-BN-ReLU, global average pooling
+and one linear layer: 3x32x32 -> 16x16x16 -> 32x8x8 -> 64x8x8 -> 64 -> 10 logits. Batch norm makes
+plain SGD train reliably from PyTorch's default initialisation, and global average pooling makes the
+classifier indifferent to where the object sits. (Without them, conv-ReLU-pool x2 + flatten + linear
+overfit the object positions in our trials: about 45% held-out accuracy.) With the defaults of
+``cnnlab train-numpy`` (500 images per class, 15 epochs) the held-out accuracy is about 89%.
+
+The twin runs the same weights, batches and SGD rule in float64 PyTorch, so the two loss curves must
+agree to rounding error step by step; any disagreement points at a wrong gradient somewhere in the
+NumPy stack.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,11 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnlab.reference.activations import ReLU
+from cnnlab.reference.batchnorm import BatchNorm2d
 from cnnlab.reference.conv import Conv2d
+from cnnlab.reference.layer import Layer
 from cnnlab.reference.linear import Flatten, Linear
 from cnnlab.reference.loss import SoftmaxCrossEntropy
 from cnnlab.reference.optim import SGD
-from cnnlab.reference.pool import MaxPool2d
+from cnnlab.reference.pool import AvgPool2d, MaxPool2d
 from cnnlab.reference.sequential import Sequential
 
 if TYPE_CHECKING:
@@ -32,14 +41,18 @@ NUM_CLASSES = 10
 
 
 def build_numpy_cnn(
-    rng: np.random.Generator, widths: tuple[int, int] = (16, 32), dtype: np.dtype | type = np.float32
+    rng: np.random.Generator, widths: tuple[int, int, int] = (16, 32, 64), dtype: np.dtype | type = np.float32
 ) -> Sequential:
-    c1, c2 = widths
-    spatial = IMAGE_SIZE // 4  # two 2x2 max pools
+    c1, c2, c3 = widths
+
+    def conv_bn_relu(c_in: int, c_out: int) -> list[Layer]:
+        return [Conv2d(c_in, c_out, 3, padding=1, rng=rng, dtype=dtype), BatchNorm2d(c_out, dtype=dtype), ReLU()]
+
     return Sequential(
-        Conv2d(3, c1, 3, padding=1, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2),
-        Conv2d(c1, c2, 3, padding=1, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2),
-        Flatten(), Linear(c2 * spatial * spatial, NUM_CLASSES, rng=rng, dtype=dtype),
+        *conv_bn_relu(3, c1), MaxPool2d(2),
+        *conv_bn_relu(c1, c2), MaxPool2d(2),
+        *conv_bn_relu(c2, c3), AvgPool2d(IMAGE_SIZE // 4),  # global average pool over the 8x8 map
+        Flatten(), Linear(c3, NUM_CLASSES, rng=rng, dtype=dtype),
     )
 
 
@@ -103,12 +116,13 @@ def train_numpy_cnn(
     epochs: int,
     *,
     batch_size: int = 32,
-    lr: float = 0.02,
+    lr: float = 0.05,
     momentum: float = 0.9,
     seed: int = 0,
     on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> tuple[Sequential, list[EpochStats]]:
-    """Plain minibatch SGD with momentum; returns the model and per-epoch statistics."""
+    """Minibatch SGD with momentum and a per-epoch cosine learning-rate decay (which settles the
+    otherwise noisy held-out accuracy); returns the model and per-epoch statistics."""
     rng = np.random.default_rng(seed)
     model = build_numpy_cnn(rng, dtype=split.x_train.dtype)
     optimiser = SGD(model.parameters(), lr=lr, momentum=momentum)
@@ -116,6 +130,7 @@ def train_numpy_cnn(
     history = []
     for epoch in range(1, epochs + 1):
         start, losses = time.perf_counter(), []
+        optimiser.lr = lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
         for batch in minibatches(len(split.y_train), batch_size, rng):
             losses.append(loss_fn.forward(model.forward(split.x_train[batch]), split.y_train[batch]))
             model.backward(loss_fn.backward())
@@ -129,7 +144,7 @@ def train_numpy_cnn(
 
 
 def torch_twin(model: Sequential) -> torch.nn.Sequential:
-    """The same network in PyTorch (float64), with every parameter copied from ``model``."""
+    """The same network in PyTorch (float64), with every parameter and batch-norm statistic copied."""
     import torch
     from torch import nn
 
@@ -139,6 +154,10 @@ def torch_twin(model: Sequential) -> torch.nn.Sequential:
             return nn.Conv2d(*layer.weight.value.shape[1::-1], g.kernel, g.stride, g.padding, g.dilation, bias=layer.bias is not None)
         if isinstance(layer, MaxPool2d):
             return nn.MaxPool2d(layer.geometry.kernel, layer.geometry.stride, layer.geometry.padding)
+        if isinstance(layer, AvgPool2d):
+            return nn.AvgPool2d(layer.geometry.kernel, layer.geometry.stride, layer.geometry.padding)
+        if isinstance(layer, BatchNorm2d):
+            return nn.BatchNorm2d(len(layer.weight.value), layer.eps, layer.momentum)
         if isinstance(layer, Linear):
             return nn.Linear(*layer.weight.value.shape[::-1], bias=layer.bias is not None)
         return {ReLU: nn.ReLU, Flatten: nn.Flatten}[type(layer)]()
@@ -147,6 +166,10 @@ def torch_twin(model: Sequential) -> torch.nn.Sequential:
     with torch.no_grad():
         for ours, theirs in zip(model.parameters(), twin.parameters(), strict=True):
             theirs.copy_(torch.from_numpy(ours.value))
+        for layer, module in zip(model.layers, twin):
+            if isinstance(layer, BatchNorm2d):
+                module.running_mean.copy_(torch.from_numpy(layer.running_mean))
+                module.running_var.copy_(torch.from_numpy(layer.running_var))
     return twin
 
 
