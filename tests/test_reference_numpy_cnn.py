@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from cnnlab.reference import SGD, SoftmaxCrossEntropy
+from cnnlab.errors import UserError
+from cnnlab.reference import SGD, SoftmaxCrossEntropy, commands
 from cnnlab.reference.numpy_cnn import build_numpy_cnn, load_shapes, train_numpy_cnn, twin_losses
 
 
@@ -49,6 +51,26 @@ def test_numpy_cnn_fits_a_fixed_batch() -> None:
     accuracy = (model.forward(x).argmax(axis=1) == y).mean()
     assert losses[0] > 2.0 and losses[-1] < 0.5 * losses[0]
     assert accuracy >= 0.8
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_train_numpy_command_prints_epochs(capsys) -> None:
+    assert run_cli(["train-numpy", "--epochs", "2", "--n-per-class", "3", "--batch-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "24 training and 6 held-out images" in out
+    assert "epoch   1  train loss" in out and "epoch   2" in out and "val acc" in out
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--momentum", "1"], ["--batch-size", "0"]])
+def test_train_numpy_command_rejects_bad_settings(argv: list[str]) -> None:
+    with pytest.raises(UserError):
+        run_cli(["train-numpy", *argv])
 
 
 @pytest.mark.slow

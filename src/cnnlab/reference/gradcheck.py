@@ -143,8 +143,8 @@ def _activation_check(rng: np.random.Generator, kind: str) -> Check:
         torch_fn = lambda t: F.leaky_relu(t["x"], slope)  # noqa: E731
     else:
         layer = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}[kind]()
-        torch_fn = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[kind]
-        torch_fn = (lambda fn: lambda t: fn(t["x"]))(torch_fn)
+        function = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[kind]
+        torch_fn = lambda t: function(t["x"])  # noqa: E731
     return Check(kind, config, {"x": x}, _layer_fn(layer, {"x": x}), torch_fn)
 
 
