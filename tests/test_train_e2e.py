@@ -137,3 +137,34 @@ def test_bad_config_and_nonempty_output_from_a_real_process(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "cnnlab", "train", *args], capture_output=True, text=True)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+TINY = ["--shapes-per-class", "3", "--image-size", "32", "--augment", "none", "--seed", "0"]
+
+
+@pytest.mark.parametrize("extra, steps", [
+    (["--batch-size", "all"], 1),  # full-batch gradient descent: one step per epoch
+    (["--batch-size", "1", "--optimizer", "sgd"], 20),  # single-sample SGD over 20 training images
+    (["--batch-size", "4", "--accumulate", "3", "--bf16"], 2),  # bf16 autocast with accumulation
+])
+def test_batch_modes(extra, steps, tmp_path, capsys):
+    from cnnlab.train.trainer import Trainer
+    from cnnlab.train.commands import add_train_arguments, config_from_args
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    trainer = Trainer(config_from_args(p.parse_args([*TINY, *extra, "--epochs", "1", "--output", str(tmp_path / "r")])))
+    trainer.fit()
+    assert trainer.schedule.last_epoch == steps
+    warned = "BatchNorm statistics see micro-batches of 4 images, not the 12" in capsys.readouterr().err
+    assert warned == ("--accumulate" in extra)
+
+
+def test_early_stopping_with_patience(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["train", *TINY, "--epochs", "6", "--patience", "1", "--monitor", "val_loss", "--lr", "1e-12",
+                 "--dropout", "0", "--model-option", "batchnorm=false", "--output", str(run)]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) == 2  # val_loss cannot improve: LR ~0, and no BatchNorm statistics to drift
+    assert "early stop: val_loss did not improve for 1 epochs" in capsys.readouterr().err

@@ -64,7 +64,7 @@ _texture("dots", lambda u, v: ((u * 2.5).remainder(1) - 0.5) ** 2 + ((v * 2.5).r
 assert tuple(_SHAPES) == SHAPE_CLASSES
 
 
-def make_shapes(n_per_class: int = 300, image_size: int = 64, seed: int = 0, rotation: float = 180.0) -> ShapesData:
+def make_shapes(n_per_class: int = 300, image_size: int = 64, seed: int = 0, rotation: float = 15.0) -> ShapesData:
     """Generate ``10 * n_per_class`` images, classes interleaved (image i has class i % 10); objects are
     rotated by up to ``rotation`` degrees either way."""
     g = torch.Generator().manual_seed(seed)
