@@ -21,7 +21,7 @@ import numpy as np
 
 from cnnlab.reference.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from cnnlab.reference.batchnorm import BatchNorm2d
-from cnnlab.reference.conv import Conv2d, conv_output_size
+from cnnlab.reference.conv import Conv2d
 from cnnlab.reference.layer import Layer
 from cnnlab.reference.linear import Flatten, Linear
 from cnnlab.reference.loss import SoftmaxCrossEntropy
