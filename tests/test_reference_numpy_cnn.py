@@ -77,4 +77,4 @@ def test_train_numpy_command_rejects_bad_settings(argv: list[str]) -> None:
 def test_numpy_cnn_generalises_to_held_out_shapes() -> None:
     split = load_shapes(n_per_class=200, seed=1)
     _, history = train_numpy_cnn(split, epochs=5, seed=1)
-    assert history[-1].val_accuracy >= 0.35  # chance is 0.1; this run reaches about 0.5
+    assert history[-1].val_accuracy >= 0.5  # chance is 0.1; this run reaches about 0.77

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train a small CNN (conv-BN-ReLU-maxpool x2, conv-BN-ReLU, global average pool, linear) built only "
             "from NumPy reference layers, with SGD+momentum on the built-in shapes dataset at 32x32; the last "
-            "20% of the images are held out for validation. The defaults reach about 89% held-out accuracy."
+            "20% of the images are held out for validation. The defaults reach about 98% held-out accuracy."
         ),
     )
     train.add_argument("--epochs", type=int, default=15, help="default 15 (the cosine decay spans all epochs)")

