@@ -17,7 +17,9 @@ from cnnlab.errors import UserError
 # Modules whose ``register(subparsers)`` adds sub-commands, in the order `cnnlab --help` lists them.
 COMMAND_GROUPS = (
     "cnnlab.train.commands",
+    "cnnlab.models.commands",
     "cnnlab.reference.commands",
+    "cnnlab.explain.commands",
 )
 
 

