@@ -1,0 +1,306 @@
+"""Sub-command ``explain`` and its own sub-commands, all working on a run directory:
+
+    cnnlab explain layers RUN                      layer names (for --layer), types, output shapes
+    cnnlab explain gradcam RUN IMAGE... [--layer NAME] [--class NAME | --filter K] [--method gradcam|gradcam++]
+    cnnlab explain activations RUN IMAGE --layer NAME
+    cnnlab explain filters RUN                     the first conv layer's filters
+    cnnlab explain dream RUN [--class NAME ...] [--method plain|regularized] [--steps N] [--size S]
+    cnnlab explain units RUN [--data DIR]          class selectivity of every conv unit, by depth
+
+Everything is written under ``RUN/explain/<kind>/`` (never over a training artefact), atomically,
+and each written path is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from cnnlab import atomic
+from cnnlab.errors import UserError
+from cnnlab.train.run import LoadedRun
+
+EXPLAIN_DIR = "explain"
+
+
+def _load(args: argparse.Namespace) -> tuple[LoadedRun, torch.device]:
+    from cnnlab.train.run import load_run
+    from cnnlab.train.trainer import pick_device
+
+    device = pick_device(args.device)
+    return load_run(args.run, args.checkpoint, device), device
+
+
+def _out_dir(run: LoadedRun, kind: str) -> Path:
+    return run.run_dir / EXPLAIN_DIR / kind
+
+
+def _class_index(run: LoadedRun, name: str) -> int:
+    if name not in run.classes:
+        raise UserError(f"unknown class '{name}': the run's classes are {', '.join(run.classes)}")
+    return run.classes.index(name)
+
+
+def _unique_stems(paths: list[str]) -> list[str]:
+    """File stems for outputs, with -2, -3 ... added where two inputs share a name."""
+    seen: dict[str, int] = {}
+    stems = []
+    for p in paths:
+        stem = Path(p).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
+def _wrote(paths: list[Path]) -> None:
+    for p in paths:
+        print(f"wrote {p}")
+
+
+# ---------------------------------------------------------------------------------------------- layers
+def cmd_layers(args: argparse.Namespace) -> int:
+    from cnnlab.explain.layers import conv_units, probe_calls
+
+    run, _ = _load(args)
+    calls = probe_calls(run.model, run.image_size)
+    units = {u.layer: u for u in conv_units(run.model, run.image_size)}
+    default = list(units)[-1] if units else None
+    width = max([5, *(len(c.name) for c in calls)])
+    print(f"{run.config.model} at {run.image_size}x{run.image_size}; layers in the order they run "
+          f"(unit = read by `explain units`; default = default Grad-CAM layer)")
+    print(f"{'layer':<{width}}  {'type':<17} {'output':<16} {'params':>9}  note")
+    for c in calls:
+        note = "unit, default" if c.name == default else "unit" if c.name in units else ""
+        shape = "x".join(str(s) for s in c.shape)
+        print(f"{c.name:<{width}}  {c.kind:<17} {shape:<16} {c.parameters:>9}  {note}".rstrip())
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- gradcam
+def cmd_gradcam(args: argparse.Namespace) -> int:
+    from cnnlab.explain.cam import CAM_METHODS
+    from cnnlab.explain.layers import default_cam_layer
+    from cnnlab.explain.overlay import enlarge, heat_overlay, save_arrays, save_png
+    from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
+    from cnnlab.train.evaluate import load_image_files
+    from cnnlab.train.inference import prepare
+
+    run, device = _load(args)
+    if args.filter_layer and args.filter is None:
+        raise UserError("--filter-layer needs --filter K: name the filter to explain")
+    layer = args.layer or default_cam_layer(run.model, run.image_size)
+    target: Target | None = None
+    if args.class_name is not None:
+        target = ClassTarget(_class_index(run, args.class_name))
+    elif args.filter is not None:
+        target = FilterTarget(args.filter_layer or layer, args.filter)
+    images = load_image_files(args.images, run.image_size)
+    result = CAM_METHODS[args.method](run.model, layer)(prepare(images, run.norm, device), target)
+    probs = result.logits.softmax(1).cpu()
+    out = _out_dir(run, "gradcam")
+    written, records = [], []
+    for i, (path, stem) in enumerate(zip(args.images, _unique_stems(args.images))):
+        what = result.targets[i].describe(run.classes)
+        png = out / f"{stem}-{what}-{args.method}-{layer}.png"
+        written.append(save_png(png, enlarge(heat_overlay(images[i], result.maps[i].cpu(), args.alpha))))
+        predicted = int(probs[i].argmax())
+        records.append({"image": path, "overlay": str(png), "target": what, "score": float(result.scores[i]),
+                        "predicted": run.classes[predicted], "probability": float(probs[i, predicted])})
+    tag = f"{args.method}-{layer}"
+    written.append(save_arrays(out / f"{tag}.npz", maps=result.maps.cpu().numpy(), raw=result.raw.cpu().numpy(),
+                               weights=result.weights.cpu().numpy(), images=images.numpy()))
+    written.append(atomic.write_json(out / f"{tag}.json", {"method": args.method, "layer": layer, "images": records}))
+    for r in records:
+        print(f"{r['image']}: target {r['target']} (score {r['score']:.3f}); predicted {r['predicted']} {r['probability']:.3f}")
+    _wrote(written)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- grids
+def cmd_activations(args: argparse.Namespace) -> int:
+    from cnnlab.explain.grids import activation_grid
+    from cnnlab.explain.hooks import capture
+    from cnnlab.explain.overlay import save_arrays
+    from cnnlab.report.plots import save_figure
+    from cnnlab.train.evaluate import load_image_files
+    from cnnlab.train.inference import prepare
+
+    run, device = _load(args)
+    image = load_image_files([args.image], run.image_size)
+    with capture(run.model, [args.layer]) as cap, torch.no_grad():
+        run.model(prepare(image, run.norm, device))
+    acts = cap.activations[args.layer][0].float().cpu()
+    out = _out_dir(run, "activations")
+    stem = f"{Path(args.image).stem}-{args.layer}"
+    fig = activation_grid(acts, f"{Path(args.image).name}: {args.layer}, {len(acts)} channels "
+                                f"(tile i = channel i, row by row; one shared scale)")
+    _wrote([save_figure(fig, out / f"{stem}.png"), save_arrays(out / f"{stem}.npz", activations=acts.numpy())])
+    return 0
+
+
+def cmd_filters(args: argparse.Namespace) -> int:
+    from cnnlab.explain.grids import filter_grid, first_conv
+    from cnnlab.report.plots import save_figure
+
+    run, _ = _load(args)
+    name, conv = first_conv(run.model)
+    w = conv.weight
+    fig = filter_grid(w, f"{name}: {w.shape[0]} filters of {w.shape[1]}x{w.shape[2]}x{w.shape[3]} "
+                         "(each scaled around 0: grey = 0)")
+    _wrote([save_figure(fig, _out_dir(run, "filters") / f"{name}.png")])
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- dream
+def cmd_dream(args: argparse.Namespace) -> int:
+    from cnnlab.explain.dream import dream, recipe
+    from cnnlab.explain.figures import dream_grid
+    from cnnlab.explain.overlay import save_arrays
+    from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
+    from cnnlab.models import model_info
+    from cnnlab.report.plots import save_figure
+    from cnnlab.train.evaluate import load_image_files
+
+    run, _ = _load(args)
+    how = recipe(args.method, args.steps)
+    size = args.size or run.image_size
+    smallest = model_info(run.config.model).min_image_size
+    if size < smallest:
+        raise UserError(f"--size {size} is too small for {run.config.model}: use at least {smallest}")
+    if args.filter and args.class_names:
+        raise UserError("give --class or --filter, not both: one dream run maximises one kind of target")
+    if args.filter and not args.layer:
+        raise UserError("--filter needs --layer NAME: the layer whose filter to maximise (see `cnnlab explain layers RUN`)")
+    targets: list[Target]
+    if args.filter:
+        targets = [FilterTarget(args.layer, k) for k in args.filter]
+    else:
+        targets = [ClassTarget(_class_index(run, c)) for c in (args.class_names or run.classes)]
+    init = load_image_files([args.init], size).float() / 255 if args.init else None
+    result = dream(run.model, run.norm, targets, size, how, init=init, seed=args.seed)
+
+    records, titles = [], []
+    for i, t in enumerate(targets):
+        what = t.describe(run.classes)
+        record = {"target": what, "score": float(result.scores[i]), "high_frequency_energy": float(result.high_frequency[i])}
+        if isinstance(t, ClassTarget):
+            record["probability"] = float(result.probabilities[i, t.index])
+            titles.append(f"{what}\np={record['probability']:.3f} hf={record['high_frequency_energy']:.3f}")
+        else:
+            titles.append(f"{what}\nmean act {record['score']:.2f} hf={record['high_frequency_energy']:.3f}")
+        records.append(record)
+    out = _out_dir(run, "dream")
+    summary = {"method": how.name, "steps": how.steps, "lr": how.lr, "parameterization": how.parameterization,
+               "size": size, "seed": args.seed, "init": args.init, "seconds": result.seconds,
+               "seconds_per_target": result.seconds / len(targets), "targets": records}
+    fig = dream_grid(result.images, titles, f"{how.name}: {how.steps} steps, {size}x{size}")
+    _wrote([save_figure(fig, out / f"{how.name}.png"),
+            save_arrays(out / f"{how.name}.npz", images=result.images.numpy()),
+            atomic.write_json(out / f"{how.name}.json", summary)])
+    for r in records:
+        prob = f"probability {r['probability']:.3f}  " if "probability" in r else ""
+        print(f"{r['target']}: {prob}score {r['score']:.3f}  high-frequency energy {r['high_frequency_energy']:.3f}")
+    print(f"{result.seconds / len(targets):.2f} s per target ({how.steps} steps)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- units
+def cmd_units(args: argparse.Namespace) -> int:
+    from cnnlab.explain.figures import selectivity_by_depth, top_images
+    from cnnlab.explain.overlay import save_arrays
+    from cnnlab.explain.selectivity import measure_selectivity, most_selective
+    from cnnlab.report.plots import save_figure
+    from cnnlab.train.evaluate import evaluation_images
+
+    run, device = _load(args)
+    data, split = evaluation_images(run, args.data)
+    if len(data) == 0:
+        raise UserError(f"no images to measure on in the {split} split: pass --data DIR")
+    layers = measure_selectivity(run.model, data, run.norm, run.image_size, device)
+    out = _out_dir(run, "units")
+    summaries = [layer.summary() for layer in layers]
+    report = {"split": split, "images": len(data), "classes": run.classes,
+              "measured": "post-activation output of each conv block, spatial mean per image",
+              "layers": summaries,
+              "units": {layer.units.layer: {"selectivity": layer.index.tolist(),
+                                            "preferred_class": layer.class_means.argmax(1).tolist()} for layer in layers}}
+    best = most_selective(layers, args.top_units)
+    written = [
+        atomic.write_json(out / "units.json", report),
+        save_arrays(out / "units.npz", **{f"{layer.units.layer}.class_means": layer.class_means.numpy() for layer in layers}),
+        save_figure(selectivity_by_depth(layers, f"class selectivity by depth ({split}, {len(data)} images)"),
+                    out / "selectivity_by_depth.png"),
+        save_figure(top_images(best, data, args.top_images), out / "top_units.png"),
+    ]
+    print(f"{split}: {len(data)} images")
+    print(selectivity_table(summaries))
+    _wrote(written)
+    return 0
+
+
+def selectivity_table(summaries: list[dict]) -> str:
+    width = max([5, *(len(str(s["layer"])) for s in summaries)])
+    lines = [f"{'depth':>5}  {'layer':<{width}}  units  median   mean  >0.5   max   dead"]
+    lines += [f"{s['depth']:>5}  {s['layer']:<{width}}  {s['units']:>5}  {s['median']:.3f}  {s['mean']:.3f}  "
+              f"{s['fraction_above_0.5']:.2f}  {s['max']:.2f}  {s['dead_units']:>5}" for s in summaries]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def register(sub: argparse._SubParsersAction) -> None:
+    explain = sub.add_parser("explain", help="explain a trained run: Grad-CAM, activations, filters, class "
+                                             "images, unit selectivity (written under RUN/explain/)")
+    commands = explain.add_subparsers(dest="explain_command", metavar="EXPLAIN_COMMAND", required=True)
+
+    def command(name: str, func, help_: str) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        p = commands.add_parser(name, help=help_, description=help_)
+        p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab train`")
+        p.set_defaults(func=func)
+        return p
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+
+    p = command("layers", cmd_layers, "list the model's layers (names for --layer) with types and output shapes")
+    common(p)
+
+    p = command("gradcam", cmd_gradcam, "Grad-CAM overlays of images for a class (default: the predicted one) or a filter")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--layer", help="layer whose activations are weighted (default: the last conv block's output)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class for every image")
+    which.add_argument("--filter", type=int, metavar="K", help="explain the mean activation of filter K")
+    p.add_argument("--filter-layer", metavar="NAME", help="layer of --filter (default: --layer)")
+    p.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
+    p.add_argument("--alpha", type=float, default=0.5, help="opacity of the heat map over the image")
+    common(p)
+
+    p = command("activations", cmd_activations, "grid of a layer's activation maps for one image")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--layer", required=True, help="layer name (see `cnnlab explain layers RUN`)")
+    common(p)
+
+    p = command("filters", cmd_filters, "grid of the first conv layer's filters")
+    common(p)
+
+    p = command("dream", cmd_dream, "class-model images: gradient ascent on the input for each class (or filter)")
+    p.add_argument("--class", dest="class_names", action="append", metavar="NAME",
+                   help="class to draw (repeatable; default: every class)")
+    p.add_argument("--filter", type=int, action="append", metavar="K", help="draw filter K of --layer instead (repeatable)")
+    p.add_argument("--layer", help="layer of --filter")
+    p.add_argument("--method", choices=["plain", "regularized"], default="regularized")
+    p.add_argument("--steps", type=int, help="optimisation steps (default 1000)")
+    p.add_argument("--size", type=int, help="image side in pixels (default: the run's input size)")
+    p.add_argument("--init", metavar="IMAGE", help="start from this image instead of noise")
+    p.add_argument("--seed", type=int, default=0)
+    common(p)
+
+    p = command("units", cmd_units, "class selectivity of every conv unit, per layer, and the top images of the "
+                                    "most selective units")
+    p.add_argument("--data", help="folder to measure on (default: the run's validation split)")
+    p.add_argument("--top-units", type=int, default=2, help="most selective units shown per layer")
+    p.add_argument("--top-images", type=int, default=8, help="top-activating images shown per unit")
+    common(p)
