@@ -40,9 +40,30 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "sigmoid", "gelu"], help="ahe_cnn activation")
     g.add_argument("--dropout", type=float, help="dropout rate before each fully connected layer")
     g.add_argument("--model-option", action="append", type=_key_value, metavar="KEY=VALUE", help="any model builder option")
+    g = p.add_argument_group("transfer learning")
+    g.add_argument("--pretrained", nargs="?", const=True, metavar="TAG",
+                   help="start from the backbone's published ImageNet weights (from the local torch hub cache; "
+                        "TAG picks one, e.g. IMAGENET1K_V1); see `cnnlab models` and `cnnlab weights add`")
+    g.add_argument("--weights", metavar="PATH", help="start from this state_dict file (.pth/.pt/.safetensors)")
+    g.add_argument("--head-hidden", type=int, metavar="N", help="hidden layer of N units in the new classifier head")
+    g.add_argument("--freeze", metavar="none|head|N",
+                   help="train everything (none), only the new head, or the head and the top N backbone stages")
+    g.add_argument("--train-bn", dest="train_bn", action="store_const", const=True,
+                   help="BatchNorm layers in frozen stages keep training")
+    g.add_argument("--freeze-bn", dest="train_bn", action="store_const", const=False,
+                   help="frozen stages stay in eval mode: BatchNorm statistics unchanged (default)")
+    g.add_argument("--lr-ratio", type=float, help="discriminative LRs: each group from the head down gets this "
+                   "factor more (e.g. 0.1: head lr, top stage lr/10, ...); default 1")
+    g.add_argument("--freeze-epochs", type=int, metavar="E", help="train the head alone for E epochs first, then "
+                   "unfreeze with a fresh schedule")
+    g.add_argument("--unfreeze", choices=["all", "gradual"], help="after --freeze-epochs: unfreeze at once, or one "
+                   "stage per epoch (all)")
+    g.add_argument("--feature-cache", action=argparse.BooleanOptionalAction, default=None,
+                   help="while the backbone is frozen and augmentation off, train the head on cached features (on)")
+    g.add_argument("--aux-weight", type=float, help="weight of inception's auxiliary loss in training (0.4)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", help="micro-batch size, or 'all' for full-batch gradient descent (64)")
+    g.add_argument("--batch-size", help="micro-batch size, or 'all' for full-batch gradient descent (32)")
     g.add_argument("--accumulate", type=int, help="micro-batches per optimiser step (exact accumulation)")
     g.add_argument("--optimizer", choices=OPTIMIZERS)
     g.add_argument("--lr", type=float)
@@ -65,7 +86,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", help="run directory to create (default: runs/<time>-<model>-<data>)")
 
 
-_NOT_CONFIG = {"config", "resume", "aug", "pooling", "activation", "dropout", "model_option", "func", "command"}
+_NOT_CONFIG = {"config", "resume", "aug", "pooling", "activation", "dropout", "head_hidden", "model_option", "func",
+               "command"}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -80,6 +102,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for k in ("pooling", "activation", "dropout"):
         if getattr(args, k, None) is not None:
             model_options[k] = getattr(args, k)
+    if getattr(args, "head_hidden", None) is not None:
+        model_options["hidden"] = args.head_hidden
     model_options.update(dict(args.model_option or []))
     settings["model_options"] = model_options
     aug = dict(settings.get("augment_options") or {})

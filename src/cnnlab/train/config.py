@@ -16,6 +16,8 @@ from cnnlab.errors import UserError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
+FREEZE_CHOICES = ("none", "head")
+UNFREEZE = ("all", "gradual")
 
 
 @dataclass
@@ -31,9 +33,19 @@ class TrainConfig:
     # model
     model: str = "ahe_cnn"
     model_options: dict[str, Any] = field(default_factory=dict)
+    # transfer learning (see cnnlab.train.freeze and cnnlab.models.weights)
+    pretrained: bool | str = False  # True: the model's published weights (default first); or a tag, e.g. IMAGENET1K_V1
+    weights: str | None = None  # a state_dict file to start from instead
+    freeze: str = "none"  # none | head | N (head + the top N backbone stages train)
+    train_bn: bool = False  # frozen stages' BatchNorm layers keep training (default: kept in eval mode)
+    lr_ratio: float = 1.0  # parameter group i (0 = head, then stages top-down) gets lr * lr_ratio**i
+    freeze_epochs: int = 0  # first train the head alone for this many epochs, then unfreeze
+    unfreeze: str = "all"  # after --freeze-epochs: all | gradual (one more stage per epoch)
+    feature_cache: bool = True  # backbone entirely frozen and no augmentation: train the head on cached features
+    aux_weight: float = 0.4  # weight of auxiliary-classifier losses (inception_v3) in training
     # optimisation
     epochs: int = 10
-    batch_size: int | str = 64  # an int, or "all" for full-batch gradient descent
+    batch_size: int | str = 32  # an int, or "all" for full-batch gradient descent
     accumulate: int = 1
     optimizer: str = "adamw"
     lr: float = 1e-3
@@ -81,9 +93,32 @@ class TrainConfig:
             raise bad(f"--lr must be positive, not {self.lr}")
         if self.image_size is not None and self.image_size < 8:
             raise bad(f"--image-size must be at least 8, not {self.image_size}")
+        self._validate_transfer()
         if not self.monitor.startswith(("val_", "train_")):
             raise bad(f"--monitor must name a history column such as val_accuracy or val_loss, not '{self.monitor}'")
         return self
+
+    def _validate_transfer(self) -> None:
+        self.freeze = str(self.freeze).strip().lower()
+        if not (self.freeze in FREEZE_CHOICES or self.freeze.isdigit()):
+            raise UserError(f"--freeze must be none, head or a number of backbone stages to train, not '{self.freeze}'")
+        if isinstance(self.pretrained, str) and self.pretrained.lower() in ("true", "yes", "default"):
+            self.pretrained = True
+        elif isinstance(self.pretrained, str) and self.pretrained.lower() in ("", "false", "no", "none"):
+            self.pretrained = False
+        if self.pretrained and self.weights:
+            raise UserError("--pretrained and --weights both name starting weights: pass only one")
+        if self.unfreeze not in UNFREEZE:
+            raise UserError(f"--unfreeze must be one of {', '.join(UNFREEZE)}, not '{self.unfreeze}'")
+        if self.freeze_epochs < 0:
+            raise UserError(f"--freeze-epochs must be 0 or more, not {self.freeze_epochs}")
+        if self.freeze_epochs and self.freeze == "head":
+            raise UserError("--freeze-epochs trains the head first and then unfreezes, but --freeze head keeps the "
+                            "backbone frozen: pass --freeze none or --freeze N")
+        if self.lr_ratio <= 0:
+            raise UserError(f"--lr-ratio must be positive, not {self.lr_ratio}")
+        if self.aux_weight < 0:
+            raise UserError(f"--aux-weight must be 0 or more, not {self.aux_weight}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -37,6 +37,16 @@ def logits_of(output: object) -> torch.Tensor:
     raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
 
 
+def aux_logits_of(output: object) -> torch.Tensor | None:
+    """Auxiliary logits of a training-mode output (inception's ``aux_logits``), or None."""
+    aux = getattr(output, "aux_logits", None)
+    if isinstance(aux, torch.Tensor):
+        return aux
+    if isinstance(output, (tuple, list)) and len(output) > 1 and isinstance(output[1], torch.Tensor):
+        return output[1]
+    return None
+
+
 @torch.no_grad()
 def predict_logits(
     model: nn.Module, images: torch.Tensor, norm: Normalization, device: torch.device, batch_size: int = 256

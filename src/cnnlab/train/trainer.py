@@ -32,8 +32,10 @@ from cnnlab.train import run as runs
 from cnnlab.train.accumulate import plan_epoch, steps_per_epoch
 from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.config import TrainConfig, to_yaml
+from cnnlab.train import feature_cache
 from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
-from cnnlab.train.inference import logits_of, prepare
+from cnnlab.train.freeze import FineTune
+from cnnlab.train.inference import aux_logits_of, logits_of, prepare
 from cnnlab.train.optim import build_optimizer, build_schedule
 
 
@@ -85,7 +87,14 @@ class Trainer:
         self.augment = augment_config(cfg.augment, cfg.augment_options)
         self.batch_size = len(self.data.train) if cfg.batch_size == "all" else int(cfg.batch_size)
 
-        self.model = create_model(cfg.model, len(self.classes), **cfg.model_options).to(self.device)
+        self.model = create_model(cfg.model, len(self.classes), **cfg.model_options)
+        if checkpoint is None and (cfg.pretrained or cfg.weights) and self.dist.is_main:  # DDP copies rank 0's
+            from cnnlab.models.weights import load_initial_weights
+
+            log(load_initial_weights(self.model, cfg.model, cfg.pretrained, cfg.weights))
+        self.model.to(self.device)
+        self.finetune = FineTune(self.model, cfg, self.dist.enabled)  # freeze state, parameter groups, phases
+        self.cache: feature_cache.FeatureCache | None = None
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = self.model
@@ -93,8 +102,8 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.steps_per_epoch = steps_per_epoch(len(self.data.train), self.batch_size, cfg.accumulate, self.dist.world_size)
-        self.optimizer = build_optimizer(self.model.parameters(), cfg)
-        self.schedule = build_schedule(self.optimizer, cfg, self.steps_per_epoch, cfg.epochs)
+        self.optimizer = build_optimizer(self.finetune.param_groups(), cfg)
+        self.schedule = build_schedule(self.optimizer, cfg, self.steps_per_epoch, self.finetune.phase_epochs())
         self.criterion = nn.CrossEntropyLoss(reduction="sum", label_smoothing=cfg.label_smoothing)
         self.order_gen = torch.Generator().manual_seed(cfg.seed)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
@@ -153,6 +162,7 @@ class Trainer:
             "classes": list(self.classes),
             "normalization": self.norm.to_dict(),
             "image_size": self.image_size,
+            "finetune": self.finetune.state(),
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
@@ -160,6 +170,8 @@ class Trainer:
             raise UserError(f"the data's classes changed since {self.run_dir} was trained: resume with the same data")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.finetune.restore(ckpt.get("finetune")):  # saved in a later phase: that phase's schedule
+            self.schedule = build_schedule(self.optimizer, self.cfg, self.steps_per_epoch, self.finetune.phase_epochs())
         self.schedule.load_state_dict(ckpt["schedule"])
         self.epoch, self.history = int(ckpt["epoch"]), list(ckpt["history"])
         self.best, self.stale_epochs = ckpt["best"], int(ckpt["stale_epochs"])
@@ -176,6 +188,7 @@ class Trainer:
         if self.epoch >= self.cfg.epochs and self.dist.is_main:
             log(f"{self.run_dir} already finished {self.epoch} epochs: pass --epochs N (more) to continue")
         while self.epoch < self.cfg.epochs:
+            self._begin_epoch()
             t0 = time.perf_counter()
             train = self.train_epoch()
             train_time = time.perf_counter() - t0
@@ -199,6 +212,17 @@ class Trainer:
         barrier(self.dist)
         return self.run_dir
 
+    def _begin_epoch(self) -> None:
+        """Transfer learning: this epoch's freeze state, a fresh schedule when a new phase starts, and
+        the frozen-feature cache while the whole backbone is frozen."""
+        if self.finetune.begin_epoch(self.epoch, self.optimizer):
+            self.schedule = build_schedule(self.optimizer, self.cfg, self.steps_per_epoch, self.finetune.phase_epochs())
+            log(f"epoch {self.epoch + 1}: fine-tuning phase, fresh {self.cfg.schedule} schedule over "
+                f"{self.finetune.phase_epochs()} epochs")
+        self.cache = feature_cache.update(
+            self.cache, self.model, self.data, self.norm, self.device, self.augment, self.cfg.feature_cache,
+            self.dist.enabled, self.cfg.eval_batch_size, self.cfg.channels_last, self.cfg.bf16)
+
     def train_epoch(self) -> dict[str, float]:
         self.net.train()
         metrics = EpochMetrics(len(self.classes), self.device)
@@ -209,7 +233,10 @@ class Trainer:
                    disable=not (sys.stderr.isatty() and self.dist.is_main))
         seen, t0 = 0, time.perf_counter()
         for mb in bar:
-            x = prepare(images[mb.indices], self.norm, self.device, self.augment, self.aug_gen, self.cfg.channels_last)
+            if self.cache is not None:
+                x = self.cache.train[mb.indices.to(self.cache.train.device)]
+            else:
+                x = prepare(images[mb.indices], self.norm, self.device, self.augment, self.aug_gen, self.cfg.channels_last)
             y = labels[mb.indices].to(self.device)
             sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
             with sync:
@@ -227,9 +254,15 @@ class Trainer:
         return metrics.compute()
 
     def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, summed per-sample loss) of one micro-batch."""
-        logits = logits_of(self.net(x)).float()
-        return logits, self.criterion(logits, y)
+        """(logits, summed per-sample loss) of one micro-batch; ``x`` is cached features while the
+        feature cache is on. Auxiliary logits (inception) add ``aux_weight`` times their loss."""
+        out = self.net(x) if self.cache is None else self.model.head(x)
+        logits = logits_of(out).float()
+        loss = self.criterion(logits, y)
+        aux = aux_logits_of(out)
+        if aux is not None and self.cfg.aux_weight:
+            loss = loss + self.cfg.aux_weight * self.criterion(aux.float(), y)
+        return logits, loss
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -238,10 +271,13 @@ class Trainer:
         val = self.data.val
         bs = self.cfg.eval_batch_size
         for i in range(self.dist.rank * bs, len(val), bs * self.dist.world_size):
-            x = prepare(val.images[i : i + bs], self.norm, self.device, channels_last=self.cfg.channels_last)
             y = val.labels[i : i + bs].to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-                logits = logits_of(self.model(x)).float()
+                if self.cache is not None:
+                    logits = self.model.head(self.cache.val[i : i + bs]).float()
+                else:
+                    x = prepare(val.images[i : i + bs], self.norm, self.device, channels_last=self.cfg.channels_last)
+                    logits = logits_of(self.model(x)).float()
             metrics.update(logits, y, nn.functional.cross_entropy(logits, y, reduction="sum"))
         if len(val) == 0:
             return {k: math.nan for k in METRIC_NAMES}
