@@ -19,7 +19,7 @@ from pathlib import Path
 from cnnlab.cli import main as cnnlab
 
 AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"
-RECOMMENDED = ["--model", "ahe_cnn", "--image-size", "64", "--epochs", "12", "--batch-size", "64",
+RECOMMENDED = ["--model", "ahe_cnn", "--image-size", "32", "--epochs", "24", "--batch-size", "64",
                "--optimizer", "adamw", "--lr", "2e-3", "--weight-decay", "5e-4", "--schedule", "onecycle",
                "--augment", "standard", "--label-smoothing", "0.1", "--seed", "0"]
 
