@@ -108,3 +108,15 @@ def test_pointing_game_counts_the_maximum_inside_the_mask():
     masks = torch.zeros(2, 4, 4, dtype=torch.bool)
     masks[:, :2, :] = True
     assert pointing_game(maps, masks).tolist() == [True, False]
+
+
+def test_pointing_game_tolerance_and_flat_maxima():
+    masks = torch.zeros(1, 8, 8, dtype=torch.bool)
+    masks[0, 2:6, 2:6] = True
+    near = torch.zeros(1, 8, 8)
+    near[0, 0, 3] = 1.0  # two pixels above the mask
+    assert not pointing_game(near, masks) and not pointing_game(near, masks, tolerance=1.5)
+    assert pointing_game(near, masks, tolerance=2.0)
+    plateau = torch.zeros(1, 8, 8)
+    plateau[0, 4, 0:5] = 1.0  # a flat maximum from the border into the mask: its middle counts
+    assert pointing_game(plateau, masks)

@@ -85,3 +85,25 @@ def test_layer_listing_and_conv_units():
     assert [(u.conv, u.layer, u.channels, u.depth) for u in units] == [("0", "1", 4, 1), ("4", "5", 5, 2)]
     assert default_cam_layer(model, 8) == "5"
     assert hook_count(model) == 0 and model.training
+
+
+class SharedReLU(nn.Module):
+    """One ReLU module called twice, as in a ResNet block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2, self.relu = nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.relu(self.conv2(self.relu(self.conv1(x)))) * 2).sum((1, 2, 3))
+
+
+def test_a_module_called_twice_gives_its_last_call():
+    torch.manual_seed(0)
+    model = SharedReLU()
+    x = torch.randn(2, 3, 5, 5)
+    with capture(model, ["relu"], gradients=True) as cap:
+        model(x).sum().backward()
+    last = torch.relu(model.conv2(torch.relu(model.conv1(x))))
+    assert torch.allclose(cap.activations["relu"], last)
+    assert torch.allclose(cap.gradients["relu"], torch.full_like(last, 2.0))

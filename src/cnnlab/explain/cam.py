@@ -104,9 +104,25 @@ def upsample_and_scale(raw: torch.Tensor, size: tuple[int, int] | torch.Size) ->
     return torch.where(top > 0, up / top.clamp_min(torch.finfo(up.dtype).tiny), torch.zeros_like(up))
 
 
-def pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Per image: does the map's maximum fall inside the object mask (N x H x W bool)? The first
-    maximum counts, so an all-zero map points at the top-left pixel."""
+def pointing_game(maps: torch.Tensor, masks: torch.Tensor, tolerance: float = 0.0) -> torch.Tensor:
+    """Per image: does the map's maximum fall on the object mask (N x H x W bool)?
+
+    ``tolerance`` (pixels) also counts points at most that far from the mask: the original pointing
+    game (Zhang et al. 2016) allows 15 px on ~224 px images, about 1/15 of the side; 0 (default) asks
+    for the point to be on the mask itself. Upsampling a coarse map makes flat maxima (near the border,
+    bilinear upsampling repeats the edge cells out to the image edge), so the point taken is the
+    maximal pixel nearest the centroid of all maximal pixels, not the first in reading order, which
+    would always sit at the plateau's top-left end."""
     n, h, w = maps.shape
-    flat = maps.reshape(n, -1).argmax(1)
-    return masks.reshape(n, -1).gather(1, flat[:, None])[:, 0]
+    flat = maps.reshape(n, -1)
+    is_max = flat == flat.amax(1, keepdim=True)
+    ys = torch.arange(h, device=maps.device).repeat_interleave(w).to(maps.dtype)
+    xs = torch.arange(w, device=maps.device).repeat(h).to(maps.dtype)
+    count = is_max.sum(1, keepdim=True)
+    cy, cx = (is_max * ys).sum(1, keepdim=True) / count, (is_max * xs).sum(1, keepdim=True) / count
+    distance = torch.where(is_max, (ys - cy) ** 2 + (xs - cx) ** 2, torch.full_like(flat, float("inf")))
+    point = distance.argmin(1, keepdim=True)
+    to_point = (ys - ys[point]) ** 2 + (xs - xs[point]) ** 2  # N x HW squared distances from each point
+    on_mask = masks.reshape(n, -1)
+    nearest = torch.where(on_mask, to_point, torch.full_like(to_point, float("inf"))).amin(1)
+    return nearest <= tolerance**2

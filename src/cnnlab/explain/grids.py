@@ -30,10 +30,9 @@ def activation_grid(activations: torch.Tensor, title: str) -> plt.Figure:
         raise UserError(f"the layer gives shape {tuple(a.shape)}, not C x h x w maps: pick a conv layer")
     top = float(a.max())
     low = min(0.0, float(a.min()))
-    tiles = ((a - low) / (top - low) if top > low else torch.zeros_like(a)).numpy()
-    picture = mosaic(tiles, grid_columns(len(tiles)), pad=1, fill=1.0)
+    picture = mosaic(a.numpy(), grid_columns(len(a)), pad=1, fill=np.nan)  # NaN gaps are drawn white
     fig, ax = plt.subplots(figsize=_figure_size(picture))
-    image = ax.imshow(picture * (top - low) + low, cmap="viridis", vmin=low, vmax=top, interpolation="nearest")
+    image = ax.imshow(picture, cmap="viridis", vmin=low, vmax=max(top, low + 1e-12), interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
     ax.set_title(title, fontsize=9)
     ax.axis("off")

@@ -55,13 +55,17 @@ def capture(
     modes = {m: m.training for m in model.modules()}
     handles = []
 
+    def keep_gradient(name: str, output: torch.Tensor, grad: torch.Tensor) -> None:
+        if captured.activations.get(name) is output:  # a module called twice: the last call's gradient
+            captured.gradients[name] = grad
+
     def hook_for(name: str):  # type: ignore[no-untyped-def]
         def forward_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
             if not isinstance(output, torch.Tensor):
                 raise UserError(f"layer '{name}' returns {type(output).__name__}, not a tensor: pick another layer")
             captured.activations[name] = output
             if gradients and output.requires_grad:
-                output.register_hook(lambda grad: captured.gradients.__setitem__(name, grad))
+                output.register_hook(lambda grad: keep_gradient(name, output, grad))
             return output.clone()  # later in-place operations change the copy, not the captured output
 
         return forward_hook
