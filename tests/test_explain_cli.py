@@ -40,6 +40,8 @@ def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(
     listing = capsys.readouterr().out
     assert "features.3.act" in listing and "unit, default" in listing and "features.0.conv" in listing
 
+    assert main(["explain", "gradcam", run, *pictures, "--batch-size", "2", "--device", "cpu"]) == 0
+    in_twos = np.load(shapes_run_dir / "explain" / "gradcam" / "gradcam-features.3.act.npz")["maps"]
     assert main(["explain", "gradcam", run, *pictures, "--device", "cpu"]) == 0
     assert main(["explain", "gradcam", run, pictures[0], "--class", "ring", "--method", "gradcam++", "--device", "cpu"]) == 0
     assert main(["explain", "gradcam", run, pictures[0], "--layer", "features.1.act", "--filter", "5",
@@ -63,6 +65,7 @@ def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(
     assert all(Path(r["overlay"]).is_file() for r in cams["images"])
     arrays = np.load(explain / "gradcam" / "gradcam-features.3.act.npz")
     assert arrays["maps"].shape == (3, 32, 32) and arrays["maps"].max() <= 1
+    assert np.allclose(arrays["maps"], in_twos, atol=1e-5)
     with Image.open(explain / "gradcam" / f"{Path(pictures[0]).stem}-ring-gradcam++-features.3.act.png") as im:
         assert im.size[0] >= 256
     assert (explain / "gradcam" / f"{Path(pictures[0]).stem}-features.3.act-filter5-gradcam-features.1.act.png").is_file()

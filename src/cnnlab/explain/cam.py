@@ -35,6 +35,12 @@ class CamResult:
     logits: torch.Tensor  # N x classes
     targets: list[Target]  # the target of each image
 
+    @classmethod
+    def cat(cls, parts: Sequence[CamResult]) -> CamResult:
+        """One result from the results of consecutive batches."""
+        return cls(*(torch.cat([getattr(p, f) for p in parts]) for f in ("maps", "raw", "weights", "scores", "logits")),
+                   [t for p in parts for t in p.targets])
+
 
 class BaseCAM:
     """Shared machinery: capture ``layer``, take gradients of the targets' scores, weight, rectify,

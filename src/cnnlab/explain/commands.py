@@ -80,7 +80,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- gradcam
 def cmd_gradcam(args: argparse.Namespace) -> int:
-    from cnnlab.explain.cam import CAM_METHODS
+    from cnnlab.explain.cam import CAM_METHODS, CamResult
     from cnnlab.explain.layers import default_cam_layer
     from cnnlab.explain.overlay import enlarge, heat_overlay, save_arrays, save_png
     from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
@@ -88,6 +88,8 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
     from cnnlab.train.inference import prepare
 
     run, device = _load(args)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.filter_layer and args.filter is None:
         raise UserError("--filter-layer needs --filter K: name the filter to explain")
     layer = args.layer or default_cam_layer(run.model, run.image_size)
@@ -97,7 +99,9 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
     elif args.filter is not None:
         target = FilterTarget(args.filter_layer or layer, args.filter)
     images = load_image_files(args.images, run.image_size)
-    result = CAM_METHODS[args.method](run.model, layer)(prepare(images, run.norm, device), target)
+    cam = CAM_METHODS[args.method](run.model, layer)
+    result = CamResult.cat([cam(prepare(images[i : i + args.batch_size], run.norm, device), target)
+                            for i in range(0, len(images), args.batch_size)])
     probs = result.logits.softmax(1).cpu()
     out = _out_dir(run, "gradcam")
     written, records = [], []
@@ -276,6 +280,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--filter-layer", metavar="NAME", help="layer of --filter (default: --layer)")
     p.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
     p.add_argument("--alpha", type=float, default=0.5, help="opacity of the heat map over the image")
+    p.add_argument("--batch-size", type=int, default=64, help="images explained per forward/backward pass")
     common(p)
 
     p = command("activations", cmd_activations, "grid of a layer's activation maps for one image")

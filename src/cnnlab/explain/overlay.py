@@ -14,17 +14,8 @@ import torch
 from PIL import Image
 
 from cnnlab import atomic
-from cnnlab.data.normalize import Normalization
 
 DISPLAY_SIDE = 256  # overlays are enlarged to at least this many pixels per side
-
-
-def to_display(images: torch.Tensor, norm: Normalization | None = None) -> torch.Tensor:
-    """Float images (N x 3 x H x W, normalised if ``norm`` is given, else in [0, 1]) -> uint8, for showing."""
-    x = images.detach().float().cpu()
-    if norm is not None:
-        x = x * torch.tensor(norm.std).view(1, 3, 1, 1) + torch.tensor(norm.mean).view(1, 3, 1, 1)
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def heat_overlay(image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
