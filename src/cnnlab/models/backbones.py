@@ -185,10 +185,6 @@ class TransferModel(nn.Module):
         return True
 
 
-def is_transfer_model(model: nn.Module) -> bool:
-    return isinstance(model, TransferModel)
-
-
 # -------------------------------------------------------------------- stages by resolution
 def _stride(module: nn.Module) -> int:
     """Largest stride of a convolution or pooling inside ``module`` (parallel branches share it)."""
@@ -211,6 +207,7 @@ def stages_by_resolution(body: nn.Module, paths: list[str]) -> list[tuple[str, l
             groups.append([])
             current = reduction
         groups[-1].append(p)
+
     def has_params(group: list[str]) -> bool:
         return any(True for p in group for _ in body.get_submodule(p).parameters())
 

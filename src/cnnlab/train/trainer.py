@@ -28,11 +28,11 @@ from cnnlab.errors import UserError
 from cnnlab.metrics import METRIC_NAMES, EpochMetrics
 from cnnlab.models import create_model, model_info
 from cnnlab.report.plots import plot_curves
+from cnnlab.train import feature_cache
 from cnnlab.train import run as runs
 from cnnlab.train.accumulate import plan_epoch, steps_per_epoch
 from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.config import TrainConfig, to_yaml
-from cnnlab.train import feature_cache
 from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
 from cnnlab.train.freeze import FineTune
 from cnnlab.train.inference import aux_logits_of, logits_of, prepare
@@ -271,13 +271,13 @@ class Trainer:
         val = self.data.val
         bs = self.cfg.eval_batch_size
         for i in range(self.dist.rank * bs, len(val), bs * self.dist.world_size):
+            if self.cache is None:
+                net, x = self.model, prepare(val.images[i : i + bs], self.norm, self.device, channels_last=self.cfg.channels_last)
+            else:
+                net, x = self.model.head, self.cache.val[i : i + bs]
             y = val.labels[i : i + bs].to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-                if self.cache is not None:
-                    logits = self.model.head(self.cache.val[i : i + bs]).float()
-                else:
-                    x = prepare(val.images[i : i + bs], self.norm, self.device, channels_last=self.cfg.channels_last)
-                    logits = logits_of(self.model(x)).float()
+                logits = logits_of(net(x)).float()
             metrics.update(logits, y, nn.functional.cross_entropy(logits, y, reduction="sum"))
         if len(val) == 0:
             return {k: math.nan for k in METRIC_NAMES}
