@@ -33,7 +33,9 @@ def pictures(shapes_val, tmp_path_factory) -> list[str]:  # noqa: F811
     return paths
 
 
-def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(shapes_run_dir, pictures, capsys):  # noqa: F811
+def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(
+    shapes_run_dir, pictures, capsys  # noqa: F811
+):
     run = str(shapes_run_dir)
     before = training_files(shapes_run_dir)
     assert main(["explain", "layers", run, "--device", "cpu"]) == 0
@@ -49,7 +51,8 @@ def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(
     assert main(["explain", "activations", run, pictures[1], "--layer", "features.2.act", "--device", "cpu"]) == 0
     assert main(["explain", "filters", run, "--device", "cpu"]) == 0
     assert main(["explain", "dream", run, "--class", "circle", "--class", "dots", "--steps", "5", "--device", "cpu"]) == 0
-    assert main(["explain", "dream", run, "--method", "plain", "--steps", "5", "--init", pictures[2], "--device", "cpu"]) == 0
+    assert main(["explain", "dream", run, "--method", "plain", "--steps", "5", "--init", pictures[2],
+                 "--device", "cpu"]) == 0
     assert main(["explain", "dream", run, "--layer", "features.2.act", "--filter", "0", "--filter", "3",
                  "--steps", "5", "--size", "24", "--device", "cpu"]) == 0
     assert main(["explain", "units", run, "--device", "cpu"]) == 0
@@ -71,7 +74,8 @@ def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(
     assert (explain / "gradcam" / f"{Path(pictures[0]).stem}-features.3.act-filter5-gradcam-features.1.act.png").is_file()
 
     dreamed = json.loads((explain / "dream" / "regularized.json").read_text())
-    assert dreamed["size"] == 24 and [t["target"] for t in dreamed["targets"]] == ["features.2.act-filter0", "features.2.act-filter3"]
+    assert dreamed["size"] == 24
+    assert [t["target"] for t in dreamed["targets"]] == ["features.2.act-filter0", "features.2.act-filter3"]
     plain = json.loads((explain / "dream" / "plain.json").read_text())
     assert len(plain["targets"]) == 10 and all(0 <= t["probability"] <= 1 for t in plain["targets"])
 

@@ -107,3 +107,21 @@ def test_a_module_called_twice_gives_its_last_call():
     last = torch.relu(model.conv2(torch.relu(model.conv1(x))))
     assert torch.allclose(cap.activations["relu"], last)
     assert torch.allclose(cap.gradients["relu"], torch.full_like(last, 2.0))
+
+
+class SqueezeExcite(nn.Module):
+    """conv -> ReLU, then a gate from 1x1 convolutions on the pooled map (fully connected in disguise)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()
+        self.pool, self.fc1, self.fc_act, self.fc2, self.gate = (
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(4, 2, 1), nn.ReLU(), nn.Conv2d(2, 4, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.act(self.conv(x))
+        return a * self.gate(self.fc2(self.fc_act(self.fc1(self.pool(a)))))
+
+
+def test_gate_convolutions_on_pooled_maps_are_not_units():
+    assert [(u.conv, u.layer) for u in conv_units(SqueezeExcite(), 8)] == [("conv", "act")]

@@ -117,7 +117,8 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
                                weights=result.weights.cpu().numpy(), images=images.numpy()))
     written.append(atomic.write_json(out / f"{tag}.json", {"method": args.method, "layer": layer, "images": records}))
     for r in records:
-        print(f"{r['image']}: target {r['target']} (score {r['score']:.3f}); predicted {r['predicted']} {r['probability']:.3f}")
+        print(f"{r['image']}: target {r['target']} (score {r['score']:.3f}); "
+              f"predicted {r['predicted']} {r['probability']:.3f}")
     _wrote(written)
     return 0
 
@@ -233,7 +234,8 @@ def cmd_units(args: argparse.Namespace) -> int:
     best = most_selective(layers, args.top_units)
     written = [
         atomic.write_json(out / "units.json", report),
-        save_arrays(out / "units.npz", **{f"{layer.units.layer}.class_means": layer.class_means.numpy() for layer in layers}),
+        save_arrays(out / "units.npz",
+                    **{f"{layer.units.layer}.class_means": layer.class_means.numpy() for layer in layers}),
         save_figure(selectivity_by_depth(layers, f"class selectivity by depth ({split}, {len(data)} images)"),
                     out / "selectivity_by_depth.png"),
         save_figure(top_images(best, data, args.top_images), out / "top_units.png"),

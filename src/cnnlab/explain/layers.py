@@ -77,14 +77,16 @@ def conv_units(model: nn.Module, image_size: int) -> list[ConvUnits]:
 
     The reading point is the first activation called after the convolution (and before the next one)
     whose output has the same number of channels. A module that runs twice (a ResNet block's shared
-    ReLU) is listed once: capture keeps its last call, the block's output.
+    ReLU) is listed once: capture keeps its last call, the block's output. A 1x1 convolution with a
+    1x1 output (squeeze-and-excitation gates, 1x1 heads) is a fully connected layer in disguise, with
+    no spatial units, and is left out.
     """
     modules = dict(model.named_modules())
     calls = probe_calls(model, image_size)
     units: list[ConvUnits] = []
     seen: set[str] = set()
     for i, call in enumerate(calls):
-        if not isinstance(modules[call.name], nn.Conv2d):
+        if not isinstance(modules[call.name], nn.Conv2d) or _is_fully_connected(modules[call.name], call):
             continue
         layer = call.name
         for later in calls[i + 1:]:
@@ -97,6 +99,10 @@ def conv_units(model: nn.Module, image_size: int) -> list[ConvUnits]:
             seen.add(layer)
             units.append(ConvUnits(call.name, layer, call.shape[0], len(units) + 1))
     return units
+
+
+def _is_fully_connected(conv: nn.Conv2d, call: LayerCall) -> bool:
+    return tuple(conv.kernel_size) == (1, 1) and call.shape[1:] == (1, 1)
 
 
 def default_cam_layer(model: nn.Module, image_size: int) -> str:
