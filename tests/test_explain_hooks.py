@@ -125,3 +125,12 @@ class SqueezeExcite(nn.Module):
 
 def test_gate_convolutions_on_pooled_maps_are_not_units():
     assert [(u.conv, u.layer) for u in conv_units(SqueezeExcite(), 8)] == [("conv", "act")]
+
+
+def test_default_cam_layer_is_the_deepest_with_maps_of_at_least_4x4():
+    from cnnlab.models import create_model
+
+    model = create_model("ahe_cnn", 10)
+    assert default_cam_layer(model, 64) == "features.4.act"  # 4x4
+    assert default_cam_layer(model, 32) == "features.3.act"  # the last block is 2x2 there
+    assert conv_units(model, 32)[-1].size == (2, 2)

@@ -61,12 +61,12 @@ def _wrote(paths: list[Path]) -> None:
 
 # ---------------------------------------------------------------------------------------------- layers
 def cmd_layers(args: argparse.Namespace) -> int:
-    from cnnlab.explain.layers import conv_units, probe_calls
+    from cnnlab.explain.layers import conv_units, default_cam_layer, probe_calls
 
     run, _ = _load(args)
     calls = probe_calls(run.model, run.image_size)
     units = {u.layer: u for u in conv_units(run.model, run.image_size)}
-    default = list(units)[-1] if units else None
+    default = default_cam_layer(run.model, run.image_size) if units else None
     width = max([5, *(len(c.name) for c in calls)])
     print(f"{run.config.model} at {run.image_size}x{run.image_size}; layers in the order they run "
           f"(unit = read by `explain units`; default = default Grad-CAM layer)")
@@ -275,7 +275,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = command("gradcam", cmd_gradcam, "Grad-CAM overlays of images for a class (default: the predicted one) or a filter")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--layer", help="layer whose activations are weighted (default: the last conv block's output)")
+    p.add_argument("--layer", help="layer whose activations are weighted (default: the last conv block's output "
+                                   "with maps of at least 4x4)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class for every image")
     which.add_argument("--filter", type=int, metavar="K", help="explain the mean activation of filter K")

@@ -40,6 +40,7 @@ class ConvUnits:
     layer: str
     channels: int
     depth: int  # 1 for the first convolution, in the order they run
+    size: tuple[int, int]  # height and width of the maps at the probe's input size
 
 
 def probe_calls(model: nn.Module, image_size: int) -> list[LayerCall]:
@@ -97,7 +98,7 @@ def conv_units(model: nn.Module, image_size: int) -> list[ConvUnits]:
                 break
         if layer not in seen:
             seen.add(layer)
-            units.append(ConvUnits(call.name, layer, call.shape[0], len(units) + 1))
+            units.append(ConvUnits(call.name, layer, call.shape[0], len(units) + 1, call.shape[1:3]))
     return units
 
 
@@ -105,10 +106,16 @@ def _is_fully_connected(conv: nn.Conv2d, call: LayerCall) -> bool:
     return tuple(conv.kernel_size) == (1, 1) and call.shape[1:] == (1, 1)
 
 
+MIN_CAM_SIDE = 4
+
+
 def default_cam_layer(model: nn.Module, image_size: int) -> str:
-    """The post-activation output of the last convolution: the usual Grad-CAM layer (most semantic,
-    still spatial)."""
+    """The usual Grad-CAM layer, the post-activation output of the last convolution (the most semantic
+    one still spatial), unless its maps are smaller than 4x4: on the small images cnnlab is made for the
+    last block of a deep network is often 2x2 or 1x1, which cannot show where anything is, so the
+    deepest conv layer with maps of at least 4x4 is taken instead."""
     units = conv_units(model, image_size)
     if not units:
         raise UserError("the model has no 2-D convolution: pass --layer NAME (see `cnnlab explain layers RUN`)")
-    return units[-1].layer
+    wide = [u for u in units if min(u.size) >= MIN_CAM_SIDE]
+    return (wide or units)[-1].layer
