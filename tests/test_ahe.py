@@ -14,7 +14,7 @@ def test_one_epoch_on_an_ahe_subset(ahe_train, tmp_path, capsys):
     data = tmp_path / "ahe_subset"
     for class_dir in sorted(ahe_train.iterdir()):
         files = sorted(class_dir.iterdir())
-        chosen = files[:12] + [f for f in files if not f.name.isascii()][:2]  # include non-ASCII names
+        chosen = dict.fromkeys(files[:12] + [f for f in files if not f.name.isascii()][:2])  # + non-ASCII names
         (data / class_dir.name).mkdir(parents=True)
         for f in chosen:
             os.symlink(f, data / class_dir.name / f.name)
