@@ -98,9 +98,9 @@ def test_evaluate_writes_metrics_and_confusion(trained, capsys):
 def test_predict_text_and_json(trained, tmp_path, capsys):
     from cnnlab.data.shapes import make_shapes
 
-    s = make_shapes(1, 64, seed=99)  # one new image per class, at 64x64: predict resizes to the run's 32
+    s = make_shapes(3, 32, seed=99)  # three new images per class at the run's size (resizing would shift the noise)
     paths = []
-    for i in range(10):
+    for i in range(30):
         p = tmp_path / f"img {i}.png"
         Image.fromarray(s.images[i].permute(1, 2, 0).numpy()).save(p)
         paths.append(str(p))
@@ -111,7 +111,7 @@ def test_predict_text_and_json(trained, tmp_path, capsys):
         probs = [t["probability"] for t in r["top"]]
         assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     correct = sum(r["top"][0]["class"] == s.classes[int(k)] for r, k in zip(results, s.labels))
-    assert correct >= 7  # a 0.90-accuracy model on ten fresh images
+    assert correct >= 21  # a ~0.90-accuracy model on 30 fresh images (P(fewer than 21) < 1%)
     assert main(["predict", str(trained), paths[0]]) == 0
     assert capsys.readouterr().out.startswith(paths[0] + ": ")
 
