@@ -3,12 +3,11 @@ against central finite differences on small ones; plus the ``cnnlab gradcheck`` 
 
 from __future__ import annotations
 
-import argparse
 
 import pytest
 
 from cnnlab.errors import UserError
-from cnnlab.reference import commands
+from reference_cli import run_cli
 from cnnlab.reference.gradcheck import (
     SCHEDULE,
     TORCH_ABS_TOLERANCE,
@@ -72,13 +71,6 @@ def test_a_wrong_gradient_is_caught() -> None:
     result = run_check(check, 0, 0, fd_coordinates=8)
     dx = next(row for row in result.rows if row.tensor == "dx")
     assert not result.passed() and dx.torch_abs > 1e-4 and dx.fd_rel > 1e-4
-
-
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    commands.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 def test_gradcheck_command_prints_a_table(capsys) -> None:

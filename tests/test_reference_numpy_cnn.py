@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,7 +10,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from cnnlab.errors import UserError
-from cnnlab.reference import SGD, SoftmaxCrossEntropy, commands
+from cnnlab.reference import SGD, SoftmaxCrossEntropy
+from reference_cli import run_cli
 from cnnlab.reference.numpy_cnn import build_numpy_cnn, load_shapes, train_numpy_cnn, twin_losses
 
 
@@ -51,13 +51,6 @@ def test_numpy_cnn_fits_a_fixed_batch() -> None:
     accuracy = (model.forward(x).argmax(axis=1) == y).mean()
     assert losses[0] > 2.0 and losses[-1] < 0.5 * losses[0]
     assert accuracy >= 0.8
-
-
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    commands.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 def test_train_numpy_command_prints_epochs(capsys) -> None:

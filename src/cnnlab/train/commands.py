@@ -86,17 +86,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", help="run directory to create (default: runs/<time>-<model>-<data>)")
 
 
-_NOT_CONFIG = {"config", "resume", "aug", "pooling", "activation", "dropout", "head_hidden", "model_option", "func",
-               "command"}
-
-
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """defaults < --config YAML < flags."""
     settings: dict[str, Any] = read_yaml(args.config) if args.config else {}
     settings = {k.replace("-", "_"): v for k, v in settings.items()}
     names = {f.name for f in fields(TrainConfig)}
     for k, v in vars(args).items():
-        if k in names and k not in _NOT_CONFIG and v is not None:
+        if k in names and v is not None:  # flags that are not settings (--config, --aug, ...) are not fields
             settings[k] = v
     model_options = dict(settings.get("model_options") or {})
     for k in ("pooling", "activation", "dropout"):
