@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.data.augment import PRESETS, AugmentConfig, augment_batch, augment_config
+import torchvision.transforms.v2.functional as TF
+
+from cnnlab.data.augment import PRESETS, AugmentConfig, ColourJitter, augment_batch, augment_config
 from cnnlab.errors import UserError
 
 
@@ -54,6 +56,21 @@ def test_noise_std_bounded_and_hue_keeps_grey_grey():
     assert std.max() < 0.06 and std.mean() > 0.01
     out = augment_batch(x.clone(), AugmentConfig(hue=0.5, saturation=0.5), torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, x, atol=1e-5, rtol=0)  # grey has no hue or saturation to change
+
+
+def test_colour_jitter_matches_torchvision_image_by_image():
+    """The fused per-image colour matrix equals torchvision's brightness, contrast and saturation ops
+    applied one image at a time in the same order (inputs kept where no step clips)."""
+    x = batch(6) * 0.2 + 0.4
+    cfg = AugmentConfig(brightness=0.2, contrast=0.3, saturation=0.5)
+    jitter = ColourJitter.draw(len(x), cfg, torch.Generator().manual_seed(3), x.device)
+    assert jitter.saturation.std() > 0.05  # really different per image
+    out = jitter.apply(x)
+    for i in range(len(x)):
+        ref = TF.adjust_brightness(x[i], float(jitter.brightness[i]))
+        ref = TF.adjust_contrast(ref, float(jitter.contrast[i]))
+        ref = TF.adjust_saturation(ref, float(jitter.saturation[i]))
+        torch.testing.assert_close(out[i], ref, atol=2e-4, rtol=0)  # torchvision's luma weight 0.2989, ours 0.299
 
 
 def test_geometric_ops_keep_shape_and_change_pixels():

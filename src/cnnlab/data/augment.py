@@ -89,21 +89,43 @@ def _affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Te
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
-def _hue(x: torch.Tensor, max_turn: float, g: torch.Generator) -> torch.Tensor:
-    n = x.shape[0]
-    a = _uniform(n, -max_turn, max_turn, g, x.device) * (2 * math.pi)
-    cos, sin, one, zero = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
-    rot = torch.stack([
-        torch.stack([one, zero, zero], 1), torch.stack([zero, cos, -sin], 1), torch.stack([zero, sin, cos], 1),
-    ], 1)
-    to_yiq = _RGB_TO_YIQ.to(x)
-    m = torch.linalg.inv(to_yiq) @ rot @ to_yiq  # n x 3 x 3, per-image rotation of the chroma plane
-    return torch.einsum("nij,njhw->nihw", m, x)
+@dataclass(frozen=True)
+class ColourJitter:
+    """Per-image colour factors (length-N tensors): brightness, contrast and saturation multipliers
+    and a hue rotation in radians."""
 
+    brightness: torch.Tensor
+    contrast: torch.Tensor
+    saturation: torch.Tensor
+    hue: torch.Tensor
 
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+    @classmethod
+    def draw(cls, n: int, cfg: AugmentConfig, g: torch.Generator, device: torch.device) -> ColourJitter:
+        return cls(_uniform(n, 1 - cfg.brightness, 1 + cfg.brightness, g, device),
+                   _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g, device),
+                   _uniform(n, 1 - cfg.saturation, 1 + cfg.saturation, g, device),
+                   _uniform(n, -cfg.hue, cfg.hue, g, device) * (2 * math.pi))
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """Brightness, then contrast (blend with the image's mean grey), then saturation (blend with
+        each pixel's grey), then hue (rotation of the chroma plane in YIQ space), as one per-image 3x3
+        matrix and offset: every step is linear in the pixel, so one pass over the batch does all four."""
+        n = x.shape[0]
+        to_yiq = _RGB_TO_YIQ.to(x)
+        grey = to_yiq[0]  # luma weights; they sum to 1, so every step keeps grey pixels grey
+        eye = torch.eye(3, dtype=x.dtype, device=x.device)
+        cos, sin = torch.cos(self.hue), torch.sin(self.hue)
+        rot = torch.zeros(n, 3, 3, dtype=x.dtype, device=x.device)
+        rot[:, 0, 0] = 1
+        rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
+        hue = torch.linalg.inv(to_yiq) @ rot @ to_yiq
+        s = self.saturation.view(n, 1, 1)
+        saturation = s * eye + (1 - s) * grey.expand(3, 3)  # x -> grey(x) + s (x - grey(x))
+        scale = (self.contrast * self.brightness).view(n, 1, 1)
+        matrix = scale * (hue @ saturation)
+        mean_grey = torch.einsum("c,nchw->n", grey, x) / x[0, 0].numel()
+        offset = (1 - self.contrast) * self.brightness * mean_grey  # grey stays grey through saturation and hue
+        return torch.einsum("nij,njhw->nihw", matrix, x) + offset.view(n, 1, 1, 1)
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
@@ -113,17 +135,9 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
     n, dev = x.shape[0], x.device
     if cfg.is_geometric():
         x = _affine(x, cfg, g)
-    if cfg.brightness:
-        x = x * _uniform(n, 1 - cfg.brightness, 1 + cfg.brightness, g, dev).view(n, 1, 1, 1)
-    if cfg.contrast:
-        mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
-        x = mean + (x - mean) * _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g, dev).view(n, 1, 1, 1)
-    if cfg.saturation:
-        grey = _grey(x)
-        x = grey + (x - grey) * _uniform(n, 1 - cfg.saturation, 1 + cfg.saturation, g, dev).view(n, 1, 1, 1)
-    if cfg.hue:
-        x = _hue(x, cfg.hue, g)
+    if any((cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue)):
+        x = ColourJitter.draw(n, cfg, g, dev).apply(x)
     if cfg.noise:
         sigma = _uniform(n, 0, cfg.noise, g, dev).view(n, 1, 1, 1)
-        x = x + sigma * torch.randn(x.shape, generator=g, device=dev, dtype=x.dtype)
+        x = x + sigma * torch.empty_like(x).normal_(generator=g)
     return x.clamp_(0, 1)
