@@ -116,6 +116,20 @@ def test_shapes_are_deterministic_balanced_and_masked():
     assert ((inside - outside).abs().max(dim=1).values > 40).all()
 
 
+def test_a_rings_mask_is_its_filled_outline_while_its_hole_shows_the_background():
+    s = make_shapes(4, 64, seed=3)
+    ring = [i for i in range(len(s.labels)) if s.classes[int(s.labels[i])] == "ring"]
+    for i in ring:
+        mask, img = s.masks[i], s.images[i].float()
+        ys, xs = torch.nonzero(mask, as_tuple=True)
+        cy, cx = int(ys.float().mean().round()), int(xs.float().mean().round())
+        assert mask[cy - 1 : cy + 2, cx - 1 : cx + 2].all()  # the centre (in the hole) is on the mask
+        hole = img[:, cy - 1 : cy + 2, cx - 1 : cx + 2].mean((1, 2))
+        background = img[:, ~mask].mean(1)
+        ring_colour = img[:, mask].mean(1)
+        assert (hole - background).abs().max() < 30 < (hole - ring_colour).abs().max()
+
+
 def test_load_data_split_of_shapes():
     bundle = load_data(None, 32, 0.2, seed=0, shapes_per_class=10)
     assert len(bundle.train) == 80 and len(bundle.val) == 20

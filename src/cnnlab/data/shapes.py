@@ -24,7 +24,7 @@ SHAPE_CLASSES: tuple[str, ...] = (
 class ShapesData:
     images: torch.Tensor  # uint8, N x 3 x H x W
     labels: torch.Tensor  # int64, N
-    masks: torch.Tensor  # bool, N x H x W: True on the object
+    masks: torch.Tensor  # bool, N x H x W: True on the object (a ring's hole included, see _OUTLINES)
     classes: tuple[str, ...]
 
 
@@ -63,6 +63,10 @@ _texture("checker", lambda u, v: (torch.floor(u * 2) + torch.floor(v * 2)).remai
 _texture("dots", lambda u, v: ((u * 2.5).remainder(1) - 0.5) ** 2 + ((v * 2.5).remainder(1) - 0.5) ** 2 < 0.09)
 assert tuple(_SHAPES) == SHAPE_CLASSES
 
+# A shape with a hole is masked by its filled outline, as COCO's polygon masks are: the ring's hole
+# shows the background, but a point in it points at the ring. (The crescent's bite is not a hole.)
+_OUTLINES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"ring": lambda u, v: _rho(u, v) <= 1.0}
+
 
 def make_shapes(n_per_class: int = 300, image_size: int = 64, seed: int = 0, rotation: float = 15.0) -> ShapesData:
     """Generate ``10 * n_per_class`` images, classes interleaved (image i has class i % 10); objects are
@@ -88,15 +92,17 @@ def make_shapes(n_per_class: int = 300, image_size: int = 64, seed: int = 0, rot
     c, si = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
     u, v = c * dx + si * dy, -si * dx + c * dy
 
-    masks = torch.zeros(n, s, s, dtype=torch.bool)
+    painted = torch.zeros(n, s, s, dtype=torch.bool)
     pattern = torch.zeros(n, s, s, dtype=torch.bool)
+    masks = torch.zeros(n, s, s, dtype=torch.bool)
     for k, name in enumerate(SHAPE_CLASSES):
         idx = labels == k
-        masks[idx], pattern[idx] = _SHAPES[name](u[idx], v[idx])
+        painted[idx], pattern[idx] = _SHAPES[name](u[idx], v[idx])
+        masks[idx] = _OUTLINES[name](u[idx], v[idx]) if name in _OUTLINES else painted[idx]
 
     dark_fg = fg * 0.45 + bg * 0.55  # second colour inside textured patches, still distinct from bg
     img = bg[:, :, None, None].expand(n, 3, s, s).clone()
-    img = torch.where(masks[:, None], dark_fg[:, :, None, None], img)
+    img = torch.where(painted[:, None], dark_fg[:, :, None, None], img)
     img = torch.where(pattern[:, None], fg[:, :, None, None], img)
     img = img + noise[:, None, None, None] * torch.randn(n, 3, s, s, generator=g)
     images = (img.clamp(0, 1) * 255).round().to(torch.uint8)
