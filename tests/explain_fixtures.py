@@ -29,8 +29,10 @@ from cnnlab.train.config import TrainConfig
 from cnnlab.train.run import LoadedRun, load_run
 
 WIDTHS = (16, 32, 64, 64)
-POOLED = (True, True, True, False)  # 32 px input -> 16 -> 8 -> 4: the last block (the Grad-CAM layer) is 4x4
-SETTINGS = dict(model="explain_test_cnn", shapes_per_class=100, image_size=32, epochs=20, batch_size=32, lr=3e-3,
+POOLED = (True, True, True, False)  # 48 px input -> 24 -> 12 -> 6: the last block (the Grad-CAM layer) is 6x6
+# 48 px and 300 images a class: Grad-CAM's pointing game measured 0.880, 0.890 and 0.895 for seeds 0-2,
+# against 0.842-0.860 at 32 px (4x4 maps) and 0.795-0.870 at 32 px with an unpooled 8x8 last block.
+SETTINGS = dict(model="explain_test_cnn", shapes_per_class=300, image_size=48, epochs=12, batch_size=32, lr=3e-3,
                 schedule="onecycle", augment="light", seed=0)
 
 

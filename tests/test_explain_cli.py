@@ -67,7 +67,7 @@ def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(
     assert [r["image"] for r in cams["images"]] == pictures
     assert all(Path(r["overlay"]).is_file() for r in cams["images"])
     arrays = np.load(explain / "gradcam" / "gradcam-features.3.act.npz")
-    assert arrays["maps"].shape == (3, 32, 32) and arrays["maps"].max() <= 1
+    assert arrays["maps"].shape == (3, 48, 48) and arrays["maps"].max() <= 1
     assert np.allclose(arrays["maps"], in_twos, atol=1e-5)
     with Image.open(explain / "gradcam" / f"{Path(pictures[0]).stem}-ring-gradcam++-features.3.act.png") as im:
         assert im.size[0] >= 256
