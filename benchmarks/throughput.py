@@ -78,14 +78,19 @@ def bench_training(pool, n: int, repeats: int, bs: int, tmp: Path) -> list[tuple
     sub = pool.subset(list(range(min(n, len(pool)))))
     bundle = DataBundle(sub, sub.subset([]), None, [], "bench")
     norm = Normalization.measure(sub.images)
-    rows: dict[str, list[float]] = {"plain PyTorch loop": [], "cnnlab trainer (augment none)": [],
-                                    "cnnlab trainer (augment standard)": []}
-    for r in range(repeats):  # interleaved, so drift in machine load hits both alike
-        torch.manual_seed(r)
+    def plain() -> float:
         model = create_model("ahe_cnn", len(sub.classes)).to(memory_format=torch.channels_last)
-        rows["plain PyTorch loop"].append(plain_loop(model, sub.images, sub.labels, norm, bs))
-        rows["cnnlab trainer (augment none)"].append(cnnlab_epoch(bundle, bs, "none", tmp / f"a{r}"))
-        rows["cnnlab trainer (augment standard)"].append(cnnlab_epoch(bundle, bs, "standard", tmp / f"b{r}"))
+        return plain_loop(model, sub.images, sub.labels, norm, bs)
+
+    runs = {"plain PyTorch loop": plain,
+            "cnnlab trainer (augment none)": lambda: cnnlab_epoch(bundle, bs, "none", Path(tempfile.mkdtemp(dir=tmp))),
+            "cnnlab trainer (augment standard)": lambda: cnnlab_epoch(bundle, bs, "standard", Path(tempfile.mkdtemp(dir=tmp)))}
+    rows: dict[str, list[float]] = {k: [] for k in runs}
+    names = list(runs)
+    for r in range(repeats):  # interleaved, and each repeat starts with the next loop, so drift in
+        torch.manual_seed(r)  # machine speed (turbo, neighbours) does not favour whichever runs first
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            rows[name].append(runs[name]())
     return [(k, sorted(v)[len(v) // 2]) for k, v in rows.items()]
 
 
@@ -118,7 +123,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(AHE) if AHE.is_dir() else None)
     p.add_argument("--images", type=int, default=2048, help="images per training measurement")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64)
     a = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
