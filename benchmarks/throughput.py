@@ -4,9 +4,15 @@
    bookkeeping, metrics, progress) vs a minimal hand-written loop over the same in-memory uint8 data
    and the same model. Target: cnnlab >= 0.95x the plain loop.
 2. Data + augmentation images/s: cnnlab's decoded-once uint8 tensor + batched augmentation vs
-   torchvision ImageFolder + per-image PIL transforms in a DataLoader. Target: >= 4x.
+   torchvision ImageFolder + per-image PIL transforms in a DataLoader, both doing the ``standard``
+   preset (rotation, zoom, translation, flip, colour jitter, noise) with as many workers (processes
+   for torchvision, threads for cnnlab) as CPUs, up to 2. Target: >= 4x.
 
-Usage: python benchmarks/throughput.py [--data DIR] [--images N] [--repeats R]
+Training is measured with all CPUs as intra-op threads (the default) and with one: with two threads
+on this 2-core machine, epoch times of the same loop varied by 10-15% from one repeat to the next, so
+the one-thread table is the steadier measure of the loop's own overhead.
+
+Usage: python benchmarks/throughput.py [--data DIR] [--images N] [--repeats R] [--threads 2,1]
 (default data: ../shared/data/ahe/64x64/train if present, else a generated folder of shapes).
 """
 
@@ -16,6 +22,7 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,9 +31,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from cnnlab.data.augment import PRESETS, augment_batch
+from cnnlab.data.augment import PRESETS
 from cnnlab.data.dataset import DataBundle, load_images
 from cnnlab.data.normalize import Normalization
+from cnnlab.data.prefetch import prefetch
 from cnnlab.data.shapes import make_shapes
 from cnnlab.models import create_model
 from cnnlab.train.config import TrainConfig
@@ -63,10 +71,10 @@ def plain_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, nor
     return len(labels) / (time.perf_counter() - t0)
 
 
-def cnnlab_epoch(bundle: DataBundle, bs: int, augment: str, out: Path) -> float:
+def cnnlab_epoch(bundle: DataBundle, bs: int, augment: str, data_threads: int, out: Path) -> float:
     """cnnlab's own epoch (metrics, accumulation plan, progress); second of two epochs timed."""
     cfg = TrainConfig(model="ahe_cnn", image_size=64, batch_size=bs, epochs=2, augment=augment, output=str(out),
-                      val_fraction=0.0, schedule="none")
+                      val_fraction=0.0, schedule="none", data_threads=data_threads)
     trainer = Trainer(cfg, data=bundle)
     trainer.train_epoch()
     t0 = time.perf_counter()
@@ -78,13 +86,18 @@ def bench_training(pool, n: int, repeats: int, bs: int, tmp: Path) -> list[tuple
     sub = pool.subset(list(range(min(n, len(pool)))))
     bundle = DataBundle(sub, sub.subset([]), None, [], "bench")
     norm = Normalization.measure(sub.images)
+
     def plain() -> float:
         model = create_model("ahe_cnn", len(sub.classes)).to(memory_format=torch.channels_last)
         return plain_loop(model, sub.images, sub.labels, norm, bs)
 
+    def cnnlab(augment: str, data_threads: int) -> Callable[[], float]:
+        return lambda: cnnlab_epoch(bundle, bs, augment, data_threads, Path(tempfile.mkdtemp(dir=tmp)))
+
     runs = {"plain PyTorch loop": plain,
-            "cnnlab trainer (augment none)": lambda: cnnlab_epoch(bundle, bs, "none", Path(tempfile.mkdtemp(dir=tmp))),
-            "cnnlab trainer (augment standard)": lambda: cnnlab_epoch(bundle, bs, "standard", Path(tempfile.mkdtemp(dir=tmp)))}
+            "cnnlab trainer (augment none)": cnnlab("none", 0),
+            "cnnlab trainer (augment standard)": cnnlab("standard", 0),
+            "cnnlab trainer (augment standard, --data-threads 1)": cnnlab("standard", 1)}
     rows: dict[str, list[float]] = {k: [] for k in runs}
     names = list(runs)
     for r in range(repeats):  # interleaved, and each repeat starts with the next loop, so drift in
@@ -94,36 +107,76 @@ def bench_training(pool, n: int, repeats: int, bs: int, tmp: Path) -> list[tuple
     return [(k, sorted(v)[len(v) // 2]) for k, v in rows.items()]
 
 
-def bench_pipeline(folder: Path, pool, n: int, bs: int) -> list[tuple[str, float]]:
-    norm = Normalization.measure(pool.images)
-    pil = transforms.Compose([
-        transforms.RandomResizedCrop(64, scale=(0.8, 1.0)), transforms.RandomHorizontalFlip(),
-        transforms.RandomRotation(10), transforms.ColorJitter(0.2, 0.2, 0.2, 0.02),
-        transforms.ToTensor(), transforms.Normalize(norm.mean, norm.std),
-    ])
-    ds = Subset(datasets.ImageFolder(str(folder), transform=pil), range(min(n, len(pool))))
-    workers = min(2, os.cpu_count() or 1)
-    loader = DataLoader(ds, batch_size=bs, shuffle=True, num_workers=workers, persistent_workers=False)
-    t0 = time.perf_counter()
-    count = sum(len(y) for _, y in loader)
-    torchvision_rate = count / (time.perf_counter() - t0)
+class RandomNoise:
+    """Gaussian noise with a per-image std drawn from [0, max_sigma], as cnnlab's ``noise`` does
+    (torchvision's GaussianNoise has one fixed sigma)."""
 
-    g = torch.Generator().manual_seed(0)
+    def __init__(self, max_sigma: float) -> None:
+        self.max_sigma = max_sigma
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + torch.rand(()) * self.max_sigma * torch.randn_like(x)).clamp_(0, 1)
+
+
+def torchvision_standard(norm: Normalization, size: int) -> transforms.Compose:
+    """cnnlab's ``standard`` preset, image by image with torchvision's PIL transforms: the same
+    rotation, zoom, translation, flip, colour jitter and noise, so both sides do the same work."""
+    a = PRESETS["standard"]
+    return transforms.Compose([
+        transforms.Resize((size, size)),
+        transforms.RandomAffine(a.rotation, translate=(a.translate, a.translate), scale=(1 - a.zoom, 1 + a.zoom),
+                                interpolation=transforms.InterpolationMode.BILINEAR),
+        transforms.RandomHorizontalFlip(a.hflip),
+        transforms.ColorJitter(a.brightness, a.contrast, a.saturation, a.hue),
+        transforms.ToTensor(), RandomNoise(a.noise), transforms.Normalize(norm.mean, norm.std),
+    ])
+
+
+def bench_pipeline(folder: Path, pool, n: int, bs: int, repeats: int) -> list[tuple[str, float]]:
+    """Both pipelines warm (the DataLoader's workers persist, cnnlab has run once), interleaved, and
+    each measured over ``n`` images ``repeats`` times; the median rate of each."""
+    norm = Normalization.measure(pool.images)
+    ds = Subset(datasets.ImageFolder(str(folder), transform=torchvision_standard(norm, 64)), range(min(n, len(pool))))
+    workers = min(2, os.cpu_count() or 1)
+    loader = DataLoader(ds, batch_size=bs, shuffle=True, num_workers=workers, persistent_workers=True)
     images = pool.images[: min(n, len(pool))]
-    t0 = time.perf_counter()
-    order = torch.randperm(len(images), generator=g)
-    for i in range(0, len(images), bs):
-        prepare(images[order[i : i + bs]], norm, torch.device("cpu"), PRESETS["standard"], g, channels_last=True)
-    cnnlab_rate = len(images) / (time.perf_counter() - t0)
-    return [(f"torchvision ImageFolder + PIL transforms, DataLoader({workers} workers)", torchvision_rate),
-            ("cnnlab uint8 cache + batched augmentation (standard)", cnnlab_rate)]
+    g = torch.Generator().manual_seed(0)
+
+    def torchvision_epoch() -> int:
+        return sum(len(y) for _, y in loader)
+
+    def cnnlab_epoch() -> int:
+        """As the trainer does it: a seed per batch, batches prepared on ``workers`` threads."""
+        order = torch.randperm(len(images), generator=g)
+        starts = range(0, len(images), bs)
+        seeds = torch.randint(2**62, (len(starts),), generator=g).tolist()
+
+        def batch(k: int) -> torch.Tensor:
+            idx, gen = order[starts[k] : starts[k] + bs], torch.Generator().manual_seed(seeds[k])
+            return prepare(images[idx], norm, torch.device("cpu"), PRESETS["standard"], gen, channels_last=True)
+
+        return sum(len(x) for x in prefetch(batch, range(len(starts)), workers))
+
+    runs = {f"torchvision ImageFolder + PIL transforms, DataLoader({workers} workers)": torchvision_epoch,
+            f"cnnlab uint8 cache + batched augmentation ({workers} data threads)": cnnlab_epoch}
+    rates: dict[str, list[float]] = {k: [] for k in runs}
+    for fn in runs.values():
+        fn()  # warm-up: worker start-up, first-call allocations
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            count = fn()
+            rates[name].append(count / (time.perf_counter() - t0))
+    return [(k, sorted(v)[len(v) // 2]) for k, v in rates.items()]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(AHE) if AHE.is_dir() else None)
-    p.add_argument("--images", type=int, default=2048, help="images per training measurement")
-    p.add_argument("--repeats", type=int, default=6)
+    p.add_argument("--images", type=int, default=1024, help="images per training measurement")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=lambda t: [int(v) for v in t.split(",")], default=[os.cpu_count() or 1, 1],
+                   help="intra-op thread counts to measure training at, e.g. 2,1 (default: all CPUs, then 1)")
     p.add_argument("--batch-size", type=int, default=64)
     a = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
@@ -135,16 +188,21 @@ def main() -> None:
         pool = load_images(str(folder), 64).pool
         print(f"decoded {len(pool)} images once in {time.perf_counter() - t0:.1f}s")
 
-        train = bench_training(pool, a.images, a.repeats, a.batch_size, tmp_path)
-        base = train[0][1]
-        print(f"\n## Training, ahe_cnn 64x64, batch {a.batch_size}, {min(a.images, len(pool))} images, median of {a.repeats}")
-        print("| loop | images/s | vs plain |\n|---|---:|---:|")
-        for name, rate in train:
-            print(f"| {name} | {rate:.1f} | {rate / base:.2f}x |")
+        for threads in a.threads:
+            torch.set_num_threads(threads)
+            train = bench_training(pool, a.images, a.repeats, a.batch_size, tmp_path)
+            base = train[0][1]
+            print(f"\n## Training, ahe_cnn 64x64, batch {a.batch_size}, {min(a.images, len(pool))} images, "
+                  f"{threads} intra-op thread(s), median of {a.repeats}")
+            print("| loop | images/s | vs plain |\n|---|---:|---:|")
+            for name, rate in train:
+                print(f"| {name} | {rate:.1f} | {rate / base:.2f}x |", flush=True)
+        torch.set_num_threads(max(a.threads))
 
-        pipe = bench_pipeline(folder, pool, 4096, a.batch_size)
+        pipe = bench_pipeline(folder, pool, 4096, a.batch_size, a.repeats)
         base = pipe[0][1]
-        print(f"\n## Data + augmentation only (no model), batch {a.batch_size}, up to 4096 images")
+        print(f"\n## Data + augmentation only (no model), augment standard, batch {a.batch_size}, up to 4096 images, "
+              f"warm, median of {a.repeats}")
         print("| pipeline | images/s | vs torchvision |\n|---|---:|---:|")
         for name, rate in pipe:
             print(f"| {name} | {rate:.0f} | {rate / base:.1f}x |")

@@ -65,7 +65,7 @@ def test_accumulated_epoch_equals_big_batch_epoch(tmp_path):
     assert not torch.allclose(unequal.model[0].weight, big.model[0].weight, atol=1e-4)  # the test can fail
 
 
-@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\(\)` has been overridden")
+@pytest.mark.filterwarnings(r"ignore:Seems like `optimizer.step\(\)` has been overridden")
 def test_no_window_spans_two_epochs(tmp_path, monkeypatch):
     samples_at_step: list[int] = []
     seen = [0]

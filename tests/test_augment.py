@@ -7,7 +7,7 @@ import torch
 
 import torchvision.transforms.v2.functional as TF
 
-from cnnlab.data.augment import PRESETS, AugmentConfig, ColourJitter, augment_batch, augment_config
+from cnnlab.data.augment import PRESETS, AugmentConfig, ColourJitter, affine_grid, augment_batch, augment_config
 from cnnlab.errors import UserError
 
 
@@ -87,3 +87,12 @@ def test_overrides_and_unknown_names():
         augment_config("light", {"rotate": 1})
     with pytest.raises(UserError, match="unknown augmentation preset"):
         augment_config("heavy")
+
+
+def test_affine_grid_equals_torch_affine_grid_for_non_square_images():
+    theta = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
+    ours = affine_grid(theta, 7, 11)
+    torchs = torch.nn.functional.affine_grid(theta, [5, 3, 7, 11], align_corners=False)
+    assert ours.shape == torchs.shape == (5, 7, 11, 2)
+    assert torch.allclose(ours, torchs, atol=1e-6)
+

@@ -83,6 +83,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--monitor", help="history column that picks the best checkpoint (val_accuracy)")
     g.add_argument("--patience", type=int, help="early stopping after N epochs without improvement (0 = off)")
     g.add_argument("--eval-batch-size", type=int)
+    g.add_argument("--data-threads", type=int, help="threads preparing and augmenting the next micro-batches while "
+                   "the model trains on this one (0: each in turn, the default). Helps when the model leaves a core "
+                   "free (a GPU, or fewer intra-op threads than cores); results do not depend on it")
     g.add_argument("--output", help="run directory to create (default: runs/<time>-<model>-<data>)")
 
 

@@ -65,6 +65,7 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
     eval_batch_size: int = 256
+    data_threads: int = 0  # threads preparing the next micro-batches while the model trains; 0: in turn
     output: str | None = None
 
     def validate(self) -> TrainConfig:
@@ -87,6 +88,8 @@ class TrainConfig:
         for name in ("epochs", "accumulate", "eval_batch_size", "shapes_per_class", "step_epochs"):
             if getattr(self, name) < 1:
                 raise bad(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.data_threads < 0:
+            raise bad(f"--data-threads must be 0 or more, not {self.data_threads}")
         if not 0 <= self.val_fraction < 1:
             raise bad(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
         if self.lr <= 0:

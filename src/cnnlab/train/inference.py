@@ -21,8 +21,7 @@ def prepare(
     x = to_unit_float(images.to(device, non_blocking=True))
     if augment is not None and generator is not None:
         x = augment_batch(x, augment, generator)
-    x = norm(x)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    return norm(x, torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def logits_of(output: object) -> torch.Tensor:

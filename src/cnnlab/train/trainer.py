@@ -24,13 +24,14 @@ from cnnlab import atomic
 from cnnlab.data.augment import augment_config
 from cnnlab.data.dataset import DataBundle, load_data
 from cnnlab.data.normalize import Normalization
+from cnnlab.data.prefetch import prefetch
 from cnnlab.errors import UserError
 from cnnlab.metrics import METRIC_NAMES, EpochMetrics
 from cnnlab.models import create_model, model_info
 from cnnlab.report.plots import plot_curves
 from cnnlab.train import feature_cache
 from cnnlab.train import run as runs
-from cnnlab.train.accumulate import plan_epoch, steps_per_epoch
+from cnnlab.train.accumulate import MicroBatch, plan_epoch, steps_per_epoch
 from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.config import TrainConfig, to_yaml
 from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
@@ -226,32 +227,41 @@ class Trainer:
     def train_epoch(self) -> dict[str, float]:
         self.net.train()
         metrics = EpochMetrics(len(self.classes), self.device)
-        images, labels = self.data.train.images, self.data.train.labels
-        order = torch.randperm(len(labels), generator=self.order_gen)
+        order = torch.randperm(len(self.data.train), generator=self.order_gen)
         plan = list(plan_epoch(order, self.batch_size, self.cfg.accumulate, self.dist.rank, self.dist.world_size))
-        bar = tqdm(plan, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False,
+        # One augmentation seed per micro-batch, drawn up front: batches prepared ahead on other threads
+        # get the same random numbers as batches prepared in turn; each rank augments with its own.
+        seeds = torch.randint(2**62, (len(plan),), generator=self.aug_gen, device=self.aug_gen.device).tolist()
+        threads = 0 if self.cache is not None else self.cfg.data_threads
+        bar = tqdm(total=len(plan), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False,
                    disable=not (sys.stderr.isatty() and self.dist.is_main))
         seen, t0 = 0, time.perf_counter()
-        for mb in bar:
-            if self.cache is not None:
-                x = self.cache.train[mb.indices.to(self.cache.train.device)]
-            else:
-                x = prepare(images[mb.indices], self.norm, self.device, self.augment, self.aug_gen, self.cfg.channels_last)
-            y = labels[mb.indices].to(self.device)
-            sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
-            with sync:
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-                    logits, loss_sum = self.forward_loss(x, y)
-                (loss_sum * mb.loss_scale).backward()
-            if mb.ends_window:
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.schedule.step()
-            metrics.update(logits, y, loss_sum)
-            seen += len(y)
-            if not bar.disable:
-                bar.set_postfix(loss=f"{float(loss_sum) / max(1, len(y)):.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        with bar, contextlib.closing(prefetch(lambda i: self._batch(plan[i], seeds[i]), range(len(plan)), threads)) as batches:
+            for mb, x in zip(plan, batches):
+                y = self.data.train.labels[mb.indices].to(self.device)
+                sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
+                with sync:
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                        logits, loss_sum = self.forward_loss(x, y)
+                    (loss_sum * mb.loss_scale).backward()
+                if mb.ends_window:
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.schedule.step()
+                metrics.update(logits, y, loss_sum)
+                seen += len(y)
+                bar.update(1)
+                if not bar.disable:
+                    bar.set_postfix(loss=f"{float(loss_sum) / max(1, len(y)):.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
         return metrics.compute()
+
+    def _batch(self, mb: MicroBatch, seed: int) -> torch.Tensor:
+        """The model input of one micro-batch: cached features, or its images prepared and augmented
+        with a generator of its own (safe on a background thread)."""
+        if self.cache is not None:
+            return self.cache.train[mb.indices.to(self.cache.train.device)]
+        g = torch.Generator(device=self.device).manual_seed(seed + self.dist.rank)
+        return prepare(self.data.train.images[mb.indices], self.norm, self.device, self.augment, g, self.cfg.channels_last)
 
     def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, summed per-sample loss) of one micro-batch; ``x`` is cached features while the
