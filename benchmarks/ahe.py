@@ -28,8 +28,8 @@ COMMON = ["--model", "ahe_cnn", "--image-size", "64", "--batch-size", "64", "--o
           "--seed", "0"]
 # With native bfloat16 (AVX512-BF16 or AMX; measured on a 2-core AMD EPYC with AVX512-BF16: 501 against
 # 288 img/s in float32 at 64 px), 45 epochs at 64 px take 17-18 minutes; two runs ended at 0.900 and
-# 0.910 validation accuracy (best epochs 0.909 and 0.914). Without it oneDNN emulates bf16 (no speed-up expected; not measured here), so 17 float32
-# epochs, which fit 20 minutes here before bf16 was used, reached 0.8845.
+# 0.910 validation accuracy (best epochs 0.909 and 0.914). Without it oneDNN emulates bf16 (no speed-up
+# expected; not measured here), so 17 float32 epochs, which fit 20 minutes here, reached 0.8845.
 BF16 = ["--bf16", "--epochs", "45"]
 FP32 = ["--no-bf16", "--epochs", "17"]
 

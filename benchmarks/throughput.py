@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from cnnlab.data.augment import PRESETS
+from cnnlab.data.augment import PRESETS, batch_seeds
 from cnnlab.data.dataset import DataBundle, load_images
 from cnnlab.data.normalize import Normalization
 from cnnlab.data.prefetch import prefetch
@@ -149,7 +149,7 @@ def bench_pipeline(folder: Path, pool, n: int, bs: int, repeats: int) -> list[tu
         """As the trainer does it: a seed per batch, batches prepared on ``workers`` threads."""
         order = torch.randperm(len(images), generator=g)
         starts = range(0, len(images), bs)
-        seeds = torch.randint(2**62, (len(starts),), generator=g).tolist()
+        seeds = batch_seeds(len(starts), g)
 
         def batch(k: int) -> torch.Tensor:
             idx, gen = order[starts[k] : starts[k] + bs], torch.Generator().manual_seed(seeds[k])

@@ -95,4 +95,3 @@ def test_affine_grid_equals_torch_affine_grid_for_non_square_images():
     torchs = torch.nn.functional.affine_grid(theta, [5, 3, 7, 11], align_corners=False)
     assert ours.shape == torchs.shape == (5, 7, 11, 2)
     assert torch.allclose(ours, torchs, atol=1e-6)
-

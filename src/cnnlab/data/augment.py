@@ -4,7 +4,8 @@ torchvision's v2 functional ops take one parameter set per call, so per-image ra
 Python loop over the batch. Instead every geometric change (rotation, flips, zoom, translation) is
 folded into one 2x3 affine matrix per image and applied with a single ``grid_sample``;
 colour changes are per-image factors broadcast over the batch (hue as a rotation in YIQ space). All
-randomness comes from the generator passed in, so a resumed run draws the same numbers.
+randomness comes from the generator passed in; callers seed one per batch with ``batch_seeds``, so
+batches give the same numbers in any order (on data threads) and a resumed run draws them again.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ def augment_config(preset: str, overrides: dict[str, float] | None = None) -> Au
     if unknown:
         raise UserError(f"unknown augmentation '{unknown[0]}': choose from {', '.join(sorted(names))}")
     return replace(PRESETS[preset], **{k: float(v) for k, v in overrides.items()})
+
+
+def batch_seeds(count: int, g: torch.Generator) -> list[int]:
+    """One seed for each of ``count`` batches, drawn from ``g`` up front: a batch augmented with
+    ``torch.Generator(device).manual_seed(seed)`` gets the same numbers whenever it is prepared."""
+    return torch.randint(2**62, (count,), generator=g, device=g.device).tolist()
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:

@@ -22,7 +22,8 @@ class Normalization:
         """(x - mean) / std, laid out in ``memory_format``. One fused pass written straight into the
         output layout: subtract, divide and a channels_last copy as three passes took 10x longer."""
         scale = torch.tensor([1 / s for s in self.std], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], dtype=x.dtype,
+                             device=x.device).view(1, 3, 1, 1)
         if x.requires_grad:  # out= does not support autograd
             return torch.addcmul(shift, x, scale).contiguous(memory_format=memory_format)
         return torch.addcmul(shift, x, scale, out=torch.empty_like(x, memory_format=memory_format))

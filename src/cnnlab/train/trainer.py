@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from cnnlab import atomic
-from cnnlab.data.augment import augment_config
+from cnnlab.data.augment import augment_config, batch_seeds
 from cnnlab.data.dataset import DataBundle, load_data
 from cnnlab.data.normalize import Normalization
 from cnnlab.data.prefetch import prefetch
@@ -229,14 +229,13 @@ class Trainer:
         metrics = EpochMetrics(len(self.classes), self.device)
         order = torch.randperm(len(self.data.train), generator=self.order_gen)
         plan = list(plan_epoch(order, self.batch_size, self.cfg.accumulate, self.dist.rank, self.dist.world_size))
-        # One augmentation seed per micro-batch, drawn up front: batches prepared ahead on other threads
-        # get the same random numbers as batches prepared in turn; each rank augments with its own.
-        seeds = torch.randint(2**62, (len(plan),), generator=self.aug_gen, device=self.aug_gen.device).tolist()
+        seeds = batch_seeds(len(plan), self.aug_gen)  # the same numbers with or without data threads
         threads = 0 if self.cache is not None else self.cfg.data_threads
         bar = tqdm(total=len(plan), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False,
                    disable=not (sys.stderr.isatty() and self.dist.is_main))
         seen, t0 = 0, time.perf_counter()
-        with bar, contextlib.closing(prefetch(lambda i: self._batch(plan[i], seeds[i]), range(len(plan)), threads)) as batches:
+        stream = prefetch(lambda i: self._batch(plan[i], seeds[i]), range(len(plan)), threads)
+        with bar, contextlib.closing(stream) as batches:
             for mb, x in zip(plan, batches):
                 y = self.data.train.labels[mb.indices].to(self.device)
                 sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
@@ -260,8 +259,9 @@ class Trainer:
         with a generator of its own (safe on a background thread)."""
         if self.cache is not None:
             return self.cache.train[mb.indices.to(self.cache.train.device)]
-        g = torch.Generator(device=self.device).manual_seed(seed + self.dist.rank)
-        return prepare(self.data.train.images[mb.indices], self.norm, self.device, self.augment, g, self.cfg.channels_last)
+        g = torch.Generator(device=self.device).manual_seed(seed + self.dist.rank)  # each rank its own numbers
+        images = self.data.train.images[mb.indices]
+        return prepare(images, self.norm, self.device, self.augment, g, self.cfg.channels_last)
 
     def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, summed per-sample loss) of one micro-batch; ``x`` is cached features while the
