@@ -33,14 +33,14 @@ import torch.nn.functional as F
 from cnnlab.cli import main as cnnlab
 from cnnlab.data.imageset import ImageSet
 from cnnlab.explain.cam import GradCAM, GradCAMPlusPlus
-from cnnlab.explain.commands import selectivity_table
+from cnnlab.cli.explain import selectivity_table
 from cnnlab.explain.dream import RECIPES, dream, recipe
 from cnnlab.explain.layers import conv_units, default_cam_layer
 from cnnlab.explain.selectivity import measure_selectivity
 from cnnlab.explain.targets import ClassTarget
-from cnnlab.train.evaluate import evaluation_images
-from cnnlab.train.inference import prepare
-from cnnlab.train.run import LoadedRun, load_run
+from cnnlab.runs.evaluate import evaluation_images
+from cnnlab.data.batch import prepare
+from cnnlab.runs.run import LoadedRun, load_run
 
 AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"
 

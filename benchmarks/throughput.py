@@ -37,8 +37,8 @@ from cnnlab.data.normalize import Normalization
 from cnnlab.data.prefetch import prefetch
 from cnnlab.data.shapes import make_shapes
 from cnnlab.models import create_model
-from cnnlab.train.config import TrainConfig
-from cnnlab.train.inference import prepare
+from cnnlab.runs.config import TrainConfig
+from cnnlab.data.batch import prepare
 from cnnlab.train.trainer import Trainer
 
 AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"

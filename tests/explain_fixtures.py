@@ -25,8 +25,8 @@ from torch import nn
 
 from cnnlab.data.imageset import ImageSet
 from cnnlab.models import register_model
-from cnnlab.train.config import TrainConfig
-from cnnlab.train.run import LoadedRun, load_run
+from cnnlab.runs.config import TrainConfig
+from cnnlab.runs.run import LoadedRun, load_run
 
 WIDTHS = (16, 32, 64, 64)
 POOLED = (True, True, True, False)  # 48 px input -> 24 -> 12 -> 6: the last block (the Grad-CAM layer) is 6x6
@@ -73,7 +73,7 @@ def shapes_run(shapes_run_dir: Path) -> LoadedRun:
 @pytest.fixture(scope="session")
 def shapes_val(shapes_run: LoadedRun) -> ImageSet:
     """The run's validation images, with their object masks."""
-    from cnnlab.train.evaluate import evaluation_images
+    from cnnlab.runs.evaluate import evaluation_images
 
     images, _ = evaluation_images(shapes_run, None)
     assert images.masks is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.reference import commands
+from cnnlab.cli import reference as commands
 
 
 def run_cli(argv: list[str]) -> int:

@@ -8,7 +8,7 @@ import torch
 from cnnlab.data.dataset import DataBundle
 from cnnlab.data.imageset import ImageSet
 from cnnlab.train.accumulate import plan_epoch, steps_per_epoch
-from cnnlab.train.config import TrainConfig
+from cnnlab.runs.config import TrainConfig
 from cnnlab.train.trainer import Trainer
 
 

@@ -14,7 +14,7 @@ from cnnlab.explain.dream import RECIPES, dream, recipe
 from cnnlab.explain.layers import conv_units, default_cam_layer
 from cnnlab.explain.selectivity import measure_selectivity
 from cnnlab.explain.targets import ClassTarget, FilterTarget
-from cnnlab.train.inference import prepare
+from cnnlab.data.batch import prepare
 
 DREAM_STEPS = 300  # the same budget for both recipes
 

@@ -12,7 +12,7 @@ import torch
 from cnnlab.data.dataset import DataBundle
 from cnnlab.data.imageset import ImageSet
 from cnnlab.data.prefetch import prefetch
-from cnnlab.train.config import TrainConfig
+from cnnlab.runs.config import TrainConfig
 from cnnlab.train.trainer import Trainer
 
 

@@ -12,7 +12,8 @@ from threadpoolctl import threadpool_limits
 from cnnlab.errors import UserError
 from cnnlab.reference import SGD, SoftmaxCrossEntropy
 from reference_cli import run_cli
-from cnnlab.reference.numpy_cnn import build_numpy_cnn, load_shapes, train_numpy_cnn, twin_losses
+from cnnlab.data.shapes import make_shapes
+from cnnlab.reference.numpy_cnn import IMAGE_SIZE, build_numpy_cnn, split_images, train_numpy_cnn, twin_losses
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def single_threaded() -> Iterator[None]:
 
 
 def test_numpy_cnn_and_pytorch_twin_give_the_same_losses_for_20_sgd_steps() -> None:
-    ours, theirs = twin_losses(steps=20, batch_size=8)
+    ours, theirs = twin_losses(load_shapes(n_per_class=17, seed=0, dtype=np.float64), steps=20, batch_size=8)
     assert len(ours) == len(theirs) == 20
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
     assert len(set(np.round(ours, 6))) == 20  # the weights really moved: every step saw a new loss
@@ -71,3 +72,8 @@ def test_numpy_cnn_generalises_to_held_out_shapes() -> None:
     split = load_shapes(n_per_class=200, seed=1)
     _, history = train_numpy_cnn(split, epochs=5, seed=1)
     assert history[-1].val_accuracy >= 0.5  # chance is 0.1; this run reaches about 0.77
+
+
+def load_shapes(n_per_class: int, seed: int, val_fraction: float = 0.2, dtype: type = np.float32):
+    shapes = make_shapes(n_per_class=n_per_class, image_size=IMAGE_SIZE, seed=seed)
+    return split_images(shapes.images.numpy(), shapes.labels.numpy(), val_fraction, dtype)

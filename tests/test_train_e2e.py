@@ -117,7 +117,7 @@ def test_predict_text_and_json(trained, tmp_path, capsys):
 
 
 def test_config_file_with_flags_winning(tmp_path):
-    from cnnlab.train.commands import add_train_arguments, config_from_args
+    from cnnlab.cli.train import add_train_arguments, config_from_args
     import argparse
 
     (tmp_path / "c.yaml").write_text("epochs: 7\nlr: 0.01\naugment: strong\nmodel_options: {pooling: avg}\n")
@@ -162,7 +162,7 @@ TINY = ["--shapes-per-class", "3", "--image-size", "32", "--augment", "none", "-
 ])
 def test_batch_modes(extra, steps, tmp_path, capsys):
     from cnnlab.train.trainer import Trainer
-    from cnnlab.train.commands import add_train_arguments, config_from_args
+    from cnnlab.cli.train import add_train_arguments, config_from_args
     import argparse
 
     p = argparse.ArgumentParser()

@@ -12,7 +12,7 @@ from cnnlab.cli import main
 from cnnlab.data.dataset import DataBundle
 from cnnlab.data.imageset import ImageSet
 from cnnlab.errors import UserError
-from cnnlab.train.config import TrainConfig
+from cnnlab.runs.config import TrainConfig
 from cnnlab.train.trainer import Trainer
 
 SIZE = 32
@@ -209,7 +209,7 @@ def test_bad_transfer_settings_are_user_errors(tmp_path, kw, message):
 def test_transfer_flags_reach_the_config():
     import argparse
 
-    from cnnlab.train.commands import add_train_arguments, config_from_args
+    from cnnlab.cli.train import add_train_arguments, config_from_args
 
     p = argparse.ArgumentParser()
     add_train_arguments(p)

@@ -13,7 +13,7 @@ from cnnlab.data.imageset import ImageSet
 from cnnlab.errors import UserError
 from cnnlab.models import create_model, list_models, model_info
 from cnnlab.models.backbones import TransferModel, stages_by_resolution
-from cnnlab.train.config import TrainConfig
+from cnnlab.runs.config import TrainConfig
 from cnnlab.train.trainer import Trainer
 
 BACKBONES = ["vgg16", "vgg16_bn", "resnet18", "resnet50", "inception_v3", "mobilenet_v2", "mobilenet_v3_small",

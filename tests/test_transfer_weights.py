@@ -21,7 +21,7 @@ from cnnlab.data.normalize import Normalization
 from cnnlab.errors import UserError
 from cnnlab.models import create_model, model_info
 from cnnlab.models import weights as W
-from cnnlab.train.inference import predict_logits
+from cnnlab.runs.inference import predict_logits
 
 CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
 

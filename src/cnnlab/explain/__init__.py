@@ -6,7 +6,7 @@
 - ``dream``: class-model images by gradient ascent on the input, ``plain`` or ``regularized``.
 - ``selectivity``: class selectivity index of every conv unit, layer by layer.
 
-The command line (``cnnlab explain ...``, see ``commands``) writes under ``RUN/explain/``.
+The command line (``cnnlab explain ...``, see ``cnnlab.cli.explain``) writes under ``RUN/explain/``.
 """
 
 from cnnlab.explain.cam import CAM_METHODS, BaseCAM, CamResult, GradCAM, GradCAMPlusPlus, pointing_game

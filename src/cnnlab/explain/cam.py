@@ -23,7 +23,7 @@ from torch import nn
 
 from cnnlab.explain.hooks import capture
 from cnnlab.explain.targets import ClassTarget, Target, target_layers, target_scores
-from cnnlab.train.inference import logits_of
+from cnnlab.models.outputs import logits_of
 
 
 @dataclass

@@ -30,7 +30,7 @@ from cnnlab.explain.hooks import capture
 from cnnlab.explain.params import FourierImage, PixelImage
 from cnnlab.explain.targets import Target, target_layers, target_scores
 from cnnlab.explain.transforms import RandomAffine
-from cnnlab.train.inference import logits_of
+from cnnlab.models.outputs import logits_of
 
 
 @dataclass(frozen=True)

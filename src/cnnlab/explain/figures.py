@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 import numpy as np
 import torch
 
@@ -10,12 +10,13 @@ from cnnlab.data.imageset import ImageSet
 from cnnlab.explain.selectivity import SELECTIVE, LayerSelectivity
 
 
-def dream_grid(images: torch.Tensor, titles: list[str], suptitle: str) -> plt.Figure:
+def dream_grid(images: torch.Tensor, titles: list[str], suptitle: str) -> Figure:
     """One tile per class-model image (N x 3 x H x W in [0, 1]) with its title."""
     n = len(images)
     cols = min(n, 5)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.9 * rows), squeeze=False)
+    fig = Figure(figsize=(2.2 * cols, 2.9 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, title in zip(axes.flat, images, titles):
@@ -26,10 +27,11 @@ def dream_grid(images: torch.Tensor, titles: list[str], suptitle: str) -> plt.Fi
     return fig
 
 
-def selectivity_by_depth(layers: list[LayerSelectivity], title: str) -> plt.Figure:
+def selectivity_by_depth(layers: list[LayerSelectivity], title: str) -> Figure:
     """Distribution of the selectivity index per conv layer (box plot, in the order the layers run),
     with the median and the fraction of units above the threshold as lines on top."""
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(layers) + 2), 4))
+    fig = Figure(figsize=(max(5.0, 1.1 * len(layers) + 2), 4))
+    ax = fig.subplots()
     depth = np.arange(1, len(layers) + 1)
     ax.boxplot([layer.index.numpy() for layer in layers], positions=depth, widths=0.5, showfliers=False)
     ax.plot(depth, [float(layer.index.median()) for layer in layers], "-o", color="tab:blue", label="median")
@@ -47,11 +49,11 @@ def selectivity_by_depth(layers: list[LayerSelectivity], title: str) -> plt.Figu
     return fig
 
 
-def top_images(units: list[tuple[LayerSelectivity, int]], data: ImageSet, per_unit: int) -> plt.Figure:
+def top_images(units: list[tuple[LayerSelectivity, int]], data: ImageSet, per_unit: int) -> Figure:
     """One row per unit: its ``per_unit`` top-activating images, titled with their class."""
     classes = data.classes
-    fig, axes = plt.subplots(len(units), per_unit + 1, figsize=(1.4 * (per_unit + 1) + 1.6, 1.5 * len(units)),
-                             squeeze=False)
+    fig = Figure(figsize=(1.4 * (per_unit + 1) + 1.6, 1.5 * len(units)))
+    axes = fig.subplots(len(units), per_unit + 1, squeeze=False)
     for row, (layer, channel) in zip(axes, units):
         for ax in row:
             ax.axis("off")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 import numpy as np
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ def grid_columns(n: int) -> int:
     return max(1, math.ceil(math.sqrt(n * 1.5)))
 
 
-def activation_grid(activations: torch.Tensor, title: str) -> plt.Figure:
+def activation_grid(activations: torch.Tensor, title: str) -> Figure:
     """C x h x w activations of one image -> figure of C tiles on one shared scale from 0 to the layer's
     maximum, so silent channels look dark and strong ones bright (per-channel scaling would hide that)."""
     a = activations.detach().float().cpu()
@@ -31,7 +31,8 @@ def activation_grid(activations: torch.Tensor, title: str) -> plt.Figure:
     top = float(a.max())
     low = min(0.0, float(a.min()))
     picture = mosaic(a.numpy(), grid_columns(len(a)), pad=1, fill=np.nan)  # NaN gaps are drawn white
-    fig, ax = plt.subplots(figsize=_figure_size(picture))
+    fig = Figure(figsize=_figure_size(picture))
+    ax = fig.subplots()
     image = ax.imshow(picture, cmap="viridis", vmin=low, vmax=max(top, low + 1e-12), interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
     ax.set_title(title, fontsize=9)
@@ -47,7 +48,7 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
     raise UserError("the model has no 2-D convolution, so there are no filters to show")
 
 
-def filter_grid(weight: torch.Tensor, title: str) -> plt.Figure:
+def filter_grid(weight: torch.Tensor, title: str) -> Figure:
     """Out x In x k x k filters -> figure of one tile per filter. With 3 input channels each filter is an
     RGB picture, scaled on its own around 0 (grey = 0, bright = positive weights on that colour);
     otherwise the input channels are averaged into one grey tile."""
@@ -55,7 +56,8 @@ def filter_grid(weight: torch.Tensor, title: str) -> plt.Figure:
     tiles = scale_each(w if w.shape[1] == 3 else w.mean(1), symmetric=True)
     tiles_np = tiles.permute(0, 2, 3, 1).numpy() if tiles.dim() == 4 else tiles.numpy()
     picture = mosaic(tiles_np, grid_columns(len(w)), pad=1, fill=1.0)
-    fig, ax = plt.subplots(figsize=_figure_size(picture))
+    fig = Figure(figsize=_figure_size(picture))
+    ax = fig.subplots()
     ax.imshow(np.clip(picture, 0, 1), cmap=None if picture.ndim == 3 else "gray", interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.axis("off")

@@ -24,7 +24,7 @@ from cnnlab.data.imageset import ImageSet
 from cnnlab.data.normalize import Normalization
 from cnnlab.explain.hooks import capture
 from cnnlab.explain.layers import ConvUnits, conv_units
-from cnnlab.train.inference import prepare
+from cnnlab.data.batch import prepare
 
 SELECTIVE = 0.5  # the threshold the per-layer "fraction of selective units" counts above
 

@@ -69,12 +69,11 @@ class ShapesSplit:
     y_val: np.ndarray
 
 
-def load_shapes(n_per_class: int, seed: int = 0, val_fraction: float = 0.2, dtype: np.dtype | type = np.float32) -> ShapesSplit:
-    from cnnlab.data.shapes import make_shapes  # generated with torch; only the data crosses over
-
-    data = make_shapes(n_per_class=n_per_class, image_size=IMAGE_SIZE, seed=seed)
-    images = data.images.numpy().astype(np.float64) / 255.0
-    labels = data.labels.numpy()
+def split_images(images_uint8: np.ndarray, labels: np.ndarray, val_fraction: float = 0.2,
+                 dtype: np.dtype | type = np.float32) -> ShapesSplit:
+    """uint8 N x C x H x W images (e.g. ``cnnlab.data.make_shapes(...).images.numpy()``) -> a normalised
+    split; the reference takes arrays so that it depends on NumPy alone."""
+    images = images_uint8.astype(np.float64) / 255.0
     n_train = len(labels) - int(round(len(labels) * val_fraction))
     mean = images[:n_train].mean(axis=(0, 2, 3), keepdims=True)
     std = images[:n_train].std(axis=(0, 2, 3), keepdims=True)
@@ -173,15 +172,14 @@ def torch_twin(model: Sequential) -> torch.nn.Sequential:
 
 
 def twin_losses(
-    steps: int = 20, batch_size: int = 16, lr: float = 0.05, momentum: float = 0.9, seed: int = 0
+    split: ShapesSplit, steps: int = 20, batch_size: int = 16, lr: float = 0.05, momentum: float = 0.9, seed: int = 0
 ) -> tuple[list[float], list[float]]:
-    """Train the NumPy CNN and its PyTorch twin side by side in float64 on the same shapes batches;
-    return both loss sequences (one loss per SGD step, taken before the step)."""
+    """Train the NumPy CNN and its PyTorch twin side by side in float64 on the same batches of a float64
+    ``split``; return both loss sequences (one loss per SGD step, taken before the step)."""
     import torch
     import torch.nn.functional as F
 
     rng = np.random.default_rng(seed)
-    split = load_shapes(n_per_class=max(1, (steps * batch_size) // NUM_CLASSES + 1), seed=seed, dtype=np.float64)
     model = build_numpy_cnn(rng, dtype=np.float64)
     twin = torch_twin(model)
     optimiser, loss_fn = SGD(model.parameters(), lr=lr, momentum=momentum), SoftmaxCrossEntropy()

@@ -1,1 +1,1 @@
-"""Training: config, exact gradient accumulation, the loop, checkpoints, runs, evaluation."""
+"""Training: exact gradient accumulation, the loop, fine-tuning phases, the feature cache, DDP."""

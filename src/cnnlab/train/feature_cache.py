@@ -21,7 +21,7 @@ from cnnlab.data.augment import AugmentConfig
 from cnnlab.data.dataset import DataBundle
 from cnnlab.data.normalize import Normalization
 from cnnlab.models.backbones import TransferModel
-from cnnlab.train.inference import prepare
+from cnnlab.data.batch import prepare
 
 
 @dataclass

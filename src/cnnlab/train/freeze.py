@@ -28,7 +28,7 @@ from torch import nn
 
 from cnnlab.errors import UserError
 from cnnlab.models.backbones import TransferModel
-from cnnlab.train.config import TrainConfig
+from cnnlab.runs.config import TrainConfig
 
 
 def _log(msg: str) -> None:

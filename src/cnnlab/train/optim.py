@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from cnnlab.train.config import TrainConfig
+from cnnlab.runs.config import TrainConfig
 
 
 def build_optimizer(params: Iterable, cfg: TrainConfig) -> torch.optim.Optimizer:

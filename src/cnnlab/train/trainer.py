@@ -22,34 +22,28 @@ from tqdm import tqdm
 
 from cnnlab import atomic
 from cnnlab.data.augment import augment_config, batch_seeds
+from cnnlab.data.batch import prepare
 from cnnlab.data.dataset import DataBundle, load_data
 from cnnlab.data.normalize import Normalization
 from cnnlab.data.prefetch import prefetch
+from cnnlab.device import pick_device
 from cnnlab.errors import UserError
 from cnnlab.metrics import METRIC_NAMES, EpochMetrics
 from cnnlab.models import create_model, model_info
-from cnnlab.report.plots import plot_curves
+from cnnlab.models.outputs import aux_logits_of, logits_of
+from cnnlab.runs.plots import plot_curves
 from cnnlab.train import feature_cache
-from cnnlab.train import run as runs
+from cnnlab.runs import run as runs
 from cnnlab.train.accumulate import MicroBatch, plan_epoch, steps_per_epoch
-from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
-from cnnlab.train.config import TrainConfig, to_yaml
+from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.runs.config import TrainConfig, to_yaml
 from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
 from cnnlab.train.freeze import FineTune
-from cnnlab.train.inference import aux_logits_of, logits_of, prepare
 from cnnlab.train.optim import build_optimizer, build_schedule
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asked for, but no CUDA GPU is visible: use --device cpu")
-    return torch.device(name)
 
 
 def _has_batchnorm(model: nn.Module) -> bool:

@@ -5,18 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cnnlab import atomic
 from cnnlab.data.dataset import load_images
-from cnnlab.data.folder import decode
+from cnnlab.data.files import load_image_files
 from cnnlab.data.imageset import ImageSet
 from cnnlab.errors import UserError
 from cnnlab.metrics import EpochMetrics, per_class_report, top_k_accuracy
-from cnnlab.report.plots import plot_confusion
-from cnnlab.train.inference import predict_logits
-from cnnlab.train.run import LoadedRun, read_split
+from cnnlab.runs.plots import plot_confusion
+from cnnlab.runs.inference import predict_logits
+from cnnlab.runs.run import LoadedRun, read_split
 
 
 def evaluation_images(run: LoadedRun, data: str | None) -> tuple[ImageSet, str]:
@@ -70,18 +69,6 @@ def per_class_table(rows: list[dict]) -> str:
     lines = [f"{'class':<{width}}  precision  recall     f1  support"]
     lines += [f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:.4f}  {r['support']:7d}" for r in rows]
     return "\n".join(lines)
-
-
-def load_image_files(paths: list[str], size: int) -> torch.Tensor:
-    arrays = []
-    for p in paths:
-        if not Path(p).is_file():
-            raise UserError(f"image '{p}' does not exist")
-        try:
-            arrays.append(decode(Path(p), size))
-        except Exception as e:  # noqa: BLE001 - say which file and why, not a decoder traceback
-            raise UserError(f"cannot read image '{p}' ({type(e).__name__}): pass a JPEG, PNG, BMP, TIFF or similar file") from None
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 def predict(run: LoadedRun, paths: list[str], device: torch.device, top_k: int = 3) -> list[dict]:

@@ -1,26 +1,21 @@
 """The ``cnnlab`` command line.
 
-Each feature area adds its own sub-commands through a ``register(subparsers)`` function (see
+Each command group is one module of this package with a ``register(subparsers)`` function (listed in
 ``COMMAND_GROUPS``); a sub-command sets ``func(args) -> int | None``. A ``UserError`` anywhere becomes
-one line on stderr and exit status 2.
+one line on stderr and exit status 2. Only this package prints; the library returns values.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from cnnlab import __version__
+from cnnlab.cli import explain, models, reference, train
 from cnnlab.errors import UserError
 
 # Modules whose ``register(subparsers)`` adds sub-commands, in the order `cnnlab --help` lists them.
-COMMAND_GROUPS = (
-    "cnnlab.train.commands",
-    "cnnlab.models.commands",
-    "cnnlab.reference.commands",
-    "cnnlab.explain.commands",
-)
+COMMAND_GROUPS = (train, models, reference, explain)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_GROUPS:
-        importlib.import_module(module).register(sub)
+        module.register(sub)
     return parser
 
 

@@ -69,7 +69,8 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 
 def _train_numpy(args: argparse.Namespace) -> int:
-    from cnnlab.reference.numpy_cnn import EpochStats, load_shapes, train_numpy_cnn
+    from cnnlab.data.shapes import make_shapes
+    from cnnlab.reference.numpy_cnn import IMAGE_SIZE, EpochStats, split_images, train_numpy_cnn
 
     for name in ("epochs", "n_per_class", "batch_size"):
         _require_positive(f"--{name.replace('_', '-')}", getattr(args, name))
@@ -83,7 +84,8 @@ def _train_numpy(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    split = load_shapes(args.n_per_class, seed=args.seed)
+    shapes = make_shapes(n_per_class=args.n_per_class, image_size=IMAGE_SIZE, seed=args.seed)
+    split = split_images(shapes.images.numpy(), shapes.labels.numpy())
     print(f"shapes 32x32: {len(split.y_train)} training and {len(split.y_val)} held-out images")
     train_numpy_cnn(
         split, args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, seed=args.seed, on_epoch=report

@@ -1,17 +1,18 @@
-"""Plots written into run directories (matplotlib, Agg backend, written atomically)."""
+"""Plots written into run directories, written atomically.
+
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot): no global figure state, and importing
+this module never switches the backend of a notebook or an application that uses matplotlib too.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from cnnlab import atomic  # noqa: E402
-from cnnlab.metrics import METRIC_NAMES  # noqa: E402
+from cnnlab import atomic
+from cnnlab.metrics import METRIC_NAMES
 
 _TITLES = {
     "loss": "loss", "accuracy": "accuracy", "precision_macro": "precision (macro)",
@@ -19,16 +20,15 @@ _TITLES = {
 }
 
 
-def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    try:
-        return atomic.atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
-    finally:
-        plt.close(fig)
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as PNG (rendered with Agg whatever the current backend is)."""
+    return atomic.atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
 
 
 def plot_curves(history: list[dict], path: str | Path) -> Path:
     """Five panels (loss, accuracy, macro precision, recall, F1): train vs validation per epoch."""
-    fig, axes = plt.subplots(1, len(METRIC_NAMES), figsize=(4 * len(METRIC_NAMES), 3.4))
+    fig = Figure(figsize=(4 * len(METRIC_NAMES), 3.4))
+    axes = fig.subplots(1, len(METRIC_NAMES))
     epochs = [h["epoch"] for h in history]
     for ax, name in zip(axes, METRIC_NAMES):
         for split, style in (("train", "-o"), ("val", "-s")):
@@ -52,7 +52,8 @@ def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path
     norm = torch.where(rows > 0, cm / rows.clamp_min(1), torch.zeros_like(cm))
     k = len(classes)
     size = max(5.0, 0.55 * k + 2)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    fig = Figure(figsize=(2 * size + 1, size))
+    axes = fig.subplots(1, 2)
     for ax, data, title, fmt in ((axes[0], cm, "counts", "{:.0f}"), (axes[1], norm, "row-normalised (recall)", "{:.2f}")):
         im = ax.imshow(data.numpy(), cmap="Blues", vmin=0)
         ax.set_title(title)

@@ -29,8 +29,8 @@ from cnnlab.data.imageset import ImageSet
 from cnnlab.data.normalize import Normalization
 from cnnlab.errors import UserError
 from cnnlab.models import create_model
-from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.config import TrainConfig
+from cnnlab.runs.checkpoint import load_checkpoint
+from cnnlab.runs.config import TrainConfig
 
 
 def new_run_dir(cfg: TrainConfig) -> Path:

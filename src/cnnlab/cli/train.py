@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from cnnlab.errors import UserError
-from cnnlab.train.config import OPTIMIZERS, SCHEDULES, TrainConfig, read_yaml
+from cnnlab.runs.config import OPTIMIZERS, SCHEDULES, TrainConfig, read_yaml
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -129,9 +129,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cnnlab.train.evaluate import evaluate, evaluation_images, per_class_table
-    from cnnlab.train.run import load_run
-    from cnnlab.train.trainer import pick_device
+    from cnnlab.runs.evaluate import evaluate, evaluation_images, per_class_table
+    from cnnlab.runs.run import load_run
+    from cnnlab.device import pick_device
 
     device = pick_device(args.device)
     run = load_run(args.run, args.checkpoint, device)
@@ -147,9 +147,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cnnlab.train.evaluate import predict
-    from cnnlab.train.run import load_run
-    from cnnlab.train.trainer import pick_device
+    from cnnlab.runs.evaluate import predict
+    from cnnlab.runs.run import load_run
+    from cnnlab.device import pick_device
 
     device = pick_device(args.device)
     results = predict(load_run(args.run, args.checkpoint, device), args.images, device, top_k=args.top_k)

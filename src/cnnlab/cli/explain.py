@@ -20,14 +20,14 @@ import torch
 
 from cnnlab import atomic
 from cnnlab.errors import UserError
-from cnnlab.train.run import LoadedRun
+from cnnlab.runs.run import LoadedRun
 
 EXPLAIN_DIR = "explain"
 
 
 def _load(args: argparse.Namespace) -> tuple[LoadedRun, torch.device]:
-    from cnnlab.train.run import load_run
-    from cnnlab.train.trainer import pick_device
+    from cnnlab.runs.run import load_run
+    from cnnlab.device import pick_device
 
     device = pick_device(args.device)
     return load_run(args.run, args.checkpoint, device), device
@@ -84,8 +84,8 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
     from cnnlab.explain.layers import default_cam_layer
     from cnnlab.explain.overlay import enlarge, heat_overlay, save_arrays, save_png
     from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
-    from cnnlab.train.evaluate import load_image_files
-    from cnnlab.train.inference import prepare
+    from cnnlab.data.files import load_image_files
+    from cnnlab.data.batch import prepare
 
     run, device = _load(args)
     if args.batch_size < 1:
@@ -128,9 +128,9 @@ def cmd_activations(args: argparse.Namespace) -> int:
     from cnnlab.explain.grids import activation_grid
     from cnnlab.explain.hooks import capture
     from cnnlab.explain.overlay import save_arrays
-    from cnnlab.report.plots import save_figure
-    from cnnlab.train.evaluate import load_image_files
-    from cnnlab.train.inference import prepare
+    from cnnlab.runs.plots import save_figure
+    from cnnlab.data.files import load_image_files
+    from cnnlab.data.batch import prepare
 
     run, device = _load(args)
     image = load_image_files([args.image], run.image_size)
@@ -147,7 +147,7 @@ def cmd_activations(args: argparse.Namespace) -> int:
 
 def cmd_filters(args: argparse.Namespace) -> int:
     from cnnlab.explain.grids import filter_grid, first_conv
-    from cnnlab.report.plots import save_figure
+    from cnnlab.runs.plots import save_figure
 
     run, _ = _load(args)
     name, conv = first_conv(run.model)
@@ -165,8 +165,8 @@ def cmd_dream(args: argparse.Namespace) -> int:
     from cnnlab.explain.overlay import save_arrays
     from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
     from cnnlab.models import model_info
-    from cnnlab.report.plots import save_figure
-    from cnnlab.train.evaluate import load_image_files
+    from cnnlab.runs.plots import save_figure
+    from cnnlab.data.files import load_image_files
 
     run, _ = _load(args)
     how = recipe(args.method, args.steps)
@@ -216,8 +216,8 @@ def cmd_units(args: argparse.Namespace) -> int:
     from cnnlab.explain.figures import selectivity_by_depth, top_images
     from cnnlab.explain.overlay import save_arrays
     from cnnlab.explain.selectivity import measure_selectivity, most_selective
-    from cnnlab.report.plots import save_figure
-    from cnnlab.train.evaluate import evaluation_images
+    from cnnlab.runs.plots import save_figure
+    from cnnlab.runs.evaluate import evaluation_images
 
     run, device = _load(args)
     data, split = evaluation_images(run, args.data)
