@@ -1,0 +1,1 @@
+"""Run directories: config, checkpoints, loading a trained model, evaluation and prediction."""
