@@ -160,7 +160,7 @@ TINY = ["--shapes-per-class", "3", "--image-size", "32", "--augment", "none", "-
     (["--batch-size", "1", "--optimizer", "sgd"], 20),  # single-sample SGD over 20 training images
     (["--batch-size", "4", "--accumulate", "3", "--bf16"], 2),  # bf16 autocast with accumulation
 ])
-def test_batch_modes(extra, steps, tmp_path, capsys):
+def test_batch_modes(extra, steps, tmp_path, caplog):
     from cnnlab.train.trainer import Trainer
     from cnnlab.cli.train import add_train_arguments, config_from_args
     import argparse
@@ -170,7 +170,7 @@ def test_batch_modes(extra, steps, tmp_path, capsys):
     trainer = Trainer(config_from_args(p.parse_args([*TINY, *extra, "--epochs", "1", "--output", str(tmp_path / "r")])))
     trainer.fit()
     assert trainer.schedule.last_epoch == steps
-    warned = "BatchNorm statistics see micro-batches of 4 images, not the 12" in capsys.readouterr().err
+    warned = "BatchNorm statistics see micro-batches of 4 images, not the 12" in caplog.text
     assert warned == ("--accumulate" in extra)
 
 

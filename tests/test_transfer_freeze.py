@@ -13,6 +13,7 @@ from cnnlab.data.dataset import DataBundle
 from cnnlab.data.imageset import ImageSet
 from cnnlab.errors import UserError
 from cnnlab.runs.config import TrainConfig
+from cnnlab.train.callbacks import Callback
 from cnnlab.train.trainer import Trainer
 
 SIZE = 32
@@ -89,24 +90,35 @@ def test_parameter_groups_run_head_first_with_discriminative_lrs(tmp_path):
         assert g["name"] == name and [id(p) for p in g["params"]] == [id(p) for p in params]
 
 
-def _record_epochs(monkeypatch) -> list[dict]:
-    seen: list[dict] = []
-    original = Trainer.train_epoch
+class EpochStates(Callback):
+    """What each epoch starts with: trainable groups, learning rates, whether cached features are used."""
 
-    def recording(self):
-        seen.append({"trainable": [n for n, ps in self.model.groups() if ps[0].requires_grad],
-                     "lr": self.optimizer.param_groups[0]["lr"], "cache": self.cache is not None})
-        return original(self)
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
 
-    monkeypatch.setattr(Trainer, "train_epoch", recording)
-    return seen
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        self.seen.append({
+            "trainable": [n for n, ps in trainer.model.groups() if ps[0].requires_grad],
+            "lr": trainer.optimizer.param_groups[0]["lr"], "cache": trainer.cache is not None,
+            "flags": {n: p.requires_grad for n, p in trainer.model.named_parameters()},
+            "groups": [(g["name"], g["lr"], g["base_lr"]) for g in trainer.optimizer.param_groups]})
 
 
-def test_head_first_then_gradual_unfreezing_with_a_fresh_schedule(tmp_path, monkeypatch):
-    seen = _record_epochs(monkeypatch)
+class CtrlCAtEpochStart(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        if trainer.epoch == self.epoch:
+            raise KeyboardInterrupt  # the user presses Ctrl-C
+
+
+def test_head_first_then_gradual_unfreezing_with_a_fresh_schedule(tmp_path):
+    states = EpochStates()
     cfg = config(tmp_path, epochs=4, freeze="2", freeze_epochs=1, unfreeze="gradual", lr=1e-2, schedule="cosine")
-    trainer = Trainer(cfg, data=bundle())
+    trainer = Trainer.from_config(cfg, data=bundle(), callbacks=[states])
     trainer.fit()
+    seen = states.seen
     assert [s["trainable"] for s in seen] == [["head"], ["head", "pre_logits"], ["head", "pre_logits", "stage5"],
                                               ["head", "pre_logits", "stage5"]]
     assert [s["cache"] for s in seen] == [True, False, False, False]  # features cached while all is frozen
@@ -115,47 +127,31 @@ def test_head_first_then_gradual_unfreezing_with_a_fresh_schedule(tmp_path, monk
     assert seen[2]["lr"] < 1e-2
 
 
-def test_unfreeze_all_at_once(tmp_path, monkeypatch):
-    seen = _record_epochs(monkeypatch)
-    Trainer(config(tmp_path, epochs=2, freeze_epochs=1), data=bundle()).fit()
-    assert seen[0]["trainable"] == ["head"]
-    assert seen[1]["trainable"] == ["head", "pre_logits", "stage5", "stage4", "stage3", "stage2", "stage1"]
+def test_unfreeze_all_at_once(tmp_path):
+    states = EpochStates()
+    Trainer.from_config(config(tmp_path, epochs=2, freeze_epochs=1), data=bundle(), callbacks=[states]).fit()
+    assert states.seen[0]["trainable"] == ["head"]
+    assert states.seen[1]["trainable"] == ["head", "pre_logits", "stage5", "stage4", "stage3", "stage2", "stage1"]
 
 
-def test_resume_at_the_phase_change_keeps_flags_groups_and_results(tmp_path, monkeypatch):
+def test_resume_at_the_phase_change_keeps_flags_groups_and_results(tmp_path):
     stop_at = 1  # the checkpoint is the head phase's last; the next epoch unfreezes (the CLI test below stops later)
     kw = dict(epochs=3, freeze="2", freeze_epochs=1, unfreeze="gradual", lr_ratio=0.5, augment="light",
               optimizer="adamw", lr=3e-3)
-    full = Trainer(config(tmp_path, "full", **kw), data=bundle())
+    uninterrupted = EpochStates()
+    full = Trainer.from_config(config(tmp_path, "full", **kw), data=bundle(), callbacks=[uninterrupted])
     full.fit()
-
-    original = Trainer.train_epoch
-    saved: dict = {}
-
-    def interrupted(self):
-        if self.epoch == stop_at:
-            saved["flags"] = {n: p.requires_grad for n, p in self.model.named_parameters()}
-            saved["groups"] = [(g["name"], g["lr"], g["base_lr"]) for g in self.optimizer.param_groups]
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(config(tmp_path, "cut", **kw), data=bundle()).fit()
-    monkeypatch.setattr(Trainer, "train_epoch", original)
+        Trainer.from_config(config(tmp_path, "cut", **kw), data=bundle(), callbacks=[CtrlCAtEpochStart(stop_at)]).fit()
 
-    resumed = Trainer.resume(tmp_path / "cut", data=bundle())
     ckpt = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["finetune"]["trainable"] == ["head"] and ckpt["finetune"]["phase"] == 0
-    resumed._begin_epoch()  # what fit does first: the same state as the uninterrupted run had here
-    assert {n: p.requires_grad for n, p in resumed.model.named_parameters()} == saved["flags"]
-    assert [(g["name"], g["lr"], g["base_lr"]) for g in resumed.optimizer.param_groups] == saved["groups"]
-    monkeypatch.setattr(Trainer, "_begin_epoch", lambda self: None)  # already done for this epoch
-    resumed.train_epoch()
-    monkeypatch.undo()
-    resumed.validate()
-    resumed.epoch += 1
+    after_resume = EpochStates()
+    resumed = Trainer.resume(tmp_path / "cut", data=bundle(), callbacks=[after_resume])
     resumed.fit()
+    assert len(after_resume.seen) == 2  # the same state as the uninterrupted run had at each epoch's start
+    for key in ("flags", "groups", "trainable", "cache"):
+        assert [s[key] for s in after_resume.seen] == [s[key] for s in uninterrupted.seen[stop_at:]], key
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [g["lr"] for g in full.optimizer.param_groups] == [g["lr"] for g in resumed.optimizer.param_groups]

@@ -3,6 +3,8 @@ directory, flush + fsync, then ``os.replace`` (atomic on POSIX and Windows)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -41,3 +43,13 @@ def save_torch(path: str | Path, obj: Any) -> Path:
     import torch
 
     return atomic_write(path, lambda p: torch.save(obj, p))
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """One header line (the first row's keys), then one line per row; empty rows give an empty file."""
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return write_text(path, buf.getvalue())

@@ -8,6 +8,7 @@ one line on stderr and exit status 2. Only this package prints; the library retu
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from cnnlab import __version__
@@ -23,15 +24,46 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cnnlab", description="Train, evaluate and explain convolutional image classifiers."
     )
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_const", const=logging.WARNING, dest="log_level",
+                      help="only warnings and errors on stderr (no per-epoch lines or progress bar)")
+    talk.add_argument("-v", "--verbose", action="store_const", const=logging.DEBUG, dest="log_level",
+                      help="also debugging messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_GROUPS:
         module.register(sub)
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (pytest and notebooks replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # noqa: ANN001
+        pass
+
+
+def configure_logging(level: int) -> None:
+    """The library's ``cnnlab`` logger to stderr, message only, at ``level`` (set once per process)."""
+    logger = logging.getLogger("cnnlab")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.log_level or logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                             "(only --epochs may change)")
         trainer = Trainer.resume(args.resume, epochs=args.epochs)
     else:
-        trainer = Trainer(config_from_args(args))
+        trainer = Trainer.from_config(config_from_args(args))
     run_dir = trainer.fit()
     if trainer.dist.is_main:
         print(run_dir)

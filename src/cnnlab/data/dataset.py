@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,8 @@ from cnnlab.data.folder import Skipped, find_layout, fingerprint, load_folder
 from cnnlab.data.imageset import ImageSet
 from cnnlab.data.shapes import make_shapes
 from cnnlab.data.split import stratified_split
+
+logger = logging.getLogger("cnnlab")
 
 SHAPES = "shapes"
 _CACHE_FORMAT = 1
@@ -82,7 +84,7 @@ def _cached(layout, image_size: int, cache_dir: Path) -> SourceImages:  # type: 
                 [Skipped(p, r) for p, r in blob["skipped"]],
             )
         except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
-            print(f"cnnlab: ignoring unreadable cache {path} ({type(e).__name__}); rebuilding", file=sys.stderr)
+            logger.warning(f"cnnlab: ignoring unreadable cache {path} ({type(e).__name__}); rebuilding")
     source = _decode_layout(layout, image_size)
     atomic.save_torch(path, {
         "pool": _imageset_blob(source.pool),

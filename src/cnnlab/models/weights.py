@@ -16,6 +16,7 @@ state_dict of the whole cnnlab model, or a cnnlab checkpoint.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ from torch import nn
 from cnnlab import atomic
 from cnnlab.errors import UserError
 from cnnlab.models.registry import list_models, model_info
+
+logger = logging.getLogger("cnnlab")
 
 HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.[A-Za-z]+$")  # torch.hub's convention: name-<sha256 prefix>.ext
 OFFLINE_ENV = "CNNLAB_OFFLINE"
@@ -143,9 +146,7 @@ def _reason(e: BaseException) -> str:
 
 def download(url: str, dest: Path, hash_prefix: str | None = None, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """Fetch ``url`` into ``dest`` (temp file + rename), checking the sha256 prefix when given."""
-    import sys
-
-    print(f"cnnlab: downloading {url} to {dest}", file=sys.stderr, flush=True)
+    logger.info(f"cnnlab: downloading {url} to {dest}")
     digest = hashlib.sha256()
 
     def write(tmp: Path) -> None:

@@ -16,7 +16,6 @@ micro-batch of a window run under ``no_sync`` so gradients are all-reduced once 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ import torch
 class MicroBatch:
     indices: torch.Tensor  # this rank's sample indices
     loss_scale: float  # multiply the summed per-sample loss by this before backward
+    window_samples: int  # samples in this micro-batch's window, all ranks together
     ends_window: bool  # step the optimiser after this micro-batch's backward
 
 
@@ -44,13 +44,10 @@ def plan_epoch(
         window = bounds[w : w + accumulate]
         window_samples = sum(e - s for s, e in window)
         for j, (s, e) in enumerate(window):
-            yield MicroBatch(order[s:e][rank::world_size], world_size / window_samples, j == len(window) - 1)
+            yield MicroBatch(order[s:e][rank::world_size], world_size / window_samples, window_samples,
+                             j == len(window) - 1)
 
 
 def steps_per_epoch(n: int, batch_size: int, accumulate: int, world_size: int = 1) -> int:
-    """Optimiser steps in one epoch of ``n`` samples (what LR schedules count)."""
-    global_batch = batch_size * world_size
-    micro = max(1, math.ceil(n / global_batch))
-    if world_size > 1 and micro > 1 and n - (micro - 1) * global_batch < world_size:
-        micro -= 1
-    return math.ceil(micro / accumulate)
+    """Optimiser steps in one epoch of ``n`` samples (what LR schedules count), read off the plan itself."""
+    return max(1, sum(mb.ends_window for mb in plan_epoch(torch.arange(n), batch_size, accumulate, 0, world_size)))

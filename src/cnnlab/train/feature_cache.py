@@ -10,7 +10,7 @@ passes differs, which can change float rounding in the last bits.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import dataclass
 
@@ -22,6 +22,8 @@ from cnnlab.data.dataset import DataBundle
 from cnnlab.data.normalize import Normalization
 from cnnlab.models.backbones import TransferModel
 from cnnlab.data.batch import prepare
+
+logger = logging.getLogger("cnnlab")
 
 
 @dataclass
@@ -70,7 +72,6 @@ def update(
     train = backbone_features(model, data.train.images, norm, **args)  # type: ignore[arg-type]
     val = backbone_features(model, data.val.images, norm, **args)  # type: ignore[arg-type]
     seconds = time.perf_counter() - t0
-    print(f"feature cache: backbone features of {len(train)} + {len(val)} images computed once "
-          f"({train.shape[1] if train.ndim == 2 else 0} values each, {seconds:.1f}s); the head trains on them",
-          file=sys.stderr, flush=True)
+    logger.info(f"feature cache: backbone features of {len(train)} + {len(val)} images computed once "
+                f"({train.shape[1] if train.ndim == 2 else 0} values each, {seconds:.1f}s); the head trains on them")
     return FeatureCache(train, val, seconds)

@@ -19,7 +19,7 @@ exactly before the next epoch starts.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,8 +31,7 @@ from cnnlab.models.backbones import TransferModel
 from cnnlab.runs.config import TrainConfig
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+logger = logging.getLogger("cnnlab")
 
 
 class FineTune:
@@ -109,7 +108,7 @@ class FineTune:
         if stages != self.trainable_stages:
             self.trainable_stages = stages
             self._apply()
-            _log(f"epoch {epoch + 1}: {self.describe()}")
+            logger.info(f"epoch {epoch + 1}: {self.describe()}")
         if new_phase:
             self.phase = phase
             for g in optimizer.param_groups:

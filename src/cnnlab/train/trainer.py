@@ -1,24 +1,23 @@
 """The training loop: epochs of exact-accumulation steps, validation, history, checkpoints, resume.
 
-Read top to bottom: ``Trainer.__init__`` builds data, model and optimiser from a ``TrainConfig`` (or
-from a run's last checkpoint, to resume); ``fit`` runs epochs; ``train_epoch`` is the inner loop,
-whose accumulation rules live in ``accumulate.plan_epoch``.
+Read top to bottom: ``Trainer.from_config`` / ``Trainer.resume`` build data, model and optimiser from a
+``TrainConfig`` (or from a run's last checkpoint) in small named steps; ``fit`` runs epochs; ``train_epoch``
+is the inner loop, whose accumulation rules live in ``accumulate.plan_epoch``. Everything written or shown
+along the way (checkpoints, history, curves, progress) is a callback (``callbacks.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
+import logging
 import math
-import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from cnnlab import atomic
 from cnnlab.data.augment import augment_config, batch_seeds
@@ -31,19 +30,18 @@ from cnnlab.errors import UserError
 from cnnlab.metrics import METRIC_NAMES, EpochMetrics
 from cnnlab.models import create_model, model_info
 from cnnlab.models.outputs import aux_logits_of, logits_of
-from cnnlab.runs.plots import plot_curves
 from cnnlab.train import feature_cache
 from cnnlab.runs import run as runs
+from cnnlab.train.callbacks import BatchInfo, Callback, StepInfo, default_callbacks
 from cnnlab.train.accumulate import MicroBatch, plan_epoch, steps_per_epoch
-from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.runs.checkpoint import load_checkpoint
 from cnnlab.runs.config import TrainConfig, to_yaml
 from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
 from cnnlab.train.freeze import FineTune
 from cnnlab.train.optim import build_optimizer, build_schedule
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+logger = logging.getLogger("cnnlab")
 
 
 def _has_batchnorm(model: nn.Module) -> bool:
@@ -51,24 +49,70 @@ def _has_batchnorm(model: nn.Module) -> bool:
 
 
 class Trainer:
+    """Build with ``from_config`` (a new run) or ``resume`` (continue one); ``fit`` trains.
+
+    ``__init__`` is the same named steps either way -- device, data, model (and initial weights), fine-tuning
+    state, optimiser and schedule, counters, then a new run directory or the checkpoint restored -- so a
+    subclass or a test can reuse or replace one step without the others.
+    """
+
     def __init__(
         self,
         cfg: TrainConfig,
         data: DataBundle | None = None,
+        callbacks: Iterable[Callback] = (),
         checkpoint: dict[str, Any] | None = None,
         run_dir: str | Path | None = None,
     ) -> None:
-        """Start a new run, or (with ``checkpoint`` and ``run_dir``) continue one; see ``resume``."""
+        """Prefer ``Trainer.from_config`` / ``Trainer.resume``; ``checkpoint`` and ``run_dir`` go together."""
         self.cfg = cfg.validate()
-        self.device = pick_device(cfg.device)
+        self._init_device()
+        self._init_data(data)
+        self._init_model(load_initial_weights=checkpoint is None)
+        self._init_optimisation()
+        self._init_counters()
+        if checkpoint is not None:
+            self.run_dir = Path(run_dir)  # type: ignore[arg-type]
+            self._restore(checkpoint)
+        else:
+            self._init_run_dir()
+        self.callbacks: list[Callback] = (default_callbacks() if self.dist.is_main else []) + list(callbacks)
+        if cfg.accumulate > 1 and _has_batchnorm(self.model):
+            logger.warning(f"warning: BatchNorm statistics see micro-batches of {self.batch_size} images, not the "
+                           f"{self.batch_size * cfg.accumulate} of one accumulated step")
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, data: DataBundle | None = None, callbacks: Iterable[Callback] = ()) -> Trainer:
+        """A new run: ``data`` defaults to what ``cfg`` names (a folder, or the built-in shapes);
+        ``callbacks`` run after the default ones (checkpoints, history, curves, progress)."""
+        return cls(cfg, data=data, callbacks=callbacks)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, epochs: int | None = None, data: DataBundle | None = None,
+               callbacks: Iterable[Callback] = ()) -> Trainer:
+        """Continue ``run_dir`` from its last checkpoint: same config (``epochs`` may be raised), same
+        data split, and model, optimiser, schedule, RNG and epoch as they were."""
+        ckpt = load_checkpoint(run_dir, "last")
+        cfg = TrainConfig.from_dict(ckpt["config"], where=f"{run_dir} checkpoint")
+        if epochs is not None:
+            cfg.epochs = epochs
+        return cls(cfg, data=data, callbacks=callbacks, checkpoint=ckpt, run_dir=run_dir)
+
+    # ----------------------------------------------------------------- construction steps
+    def _init_device(self) -> None:
+        """The device, the process group under torchrun, and the global seed and determinism flags."""
+        self.device = pick_device(self.cfg.device)
         self.dist: DistInfo = init_distributed(self.device.type)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        torch.manual_seed(cfg.seed)
-        if cfg.deterministic:
+        torch.manual_seed(self.cfg.seed)
+        if self.cfg.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
 
+    def _init_data(self, data: DataBundle | None) -> None:
+        """The split images (given, or loaded as ``cfg`` says), their normalisation, augmentation and batch size."""
+        cfg = self.cfg
         info = model_info(cfg.model)
         self.image_size = cfg.image_size or info.default_image_size
         if self.image_size < info.min_image_size:
@@ -82,11 +126,15 @@ class Trainer:
         self.augment = augment_config(cfg.augment, cfg.augment_options)
         self.batch_size = len(self.data.train) if cfg.batch_size == "all" else int(cfg.batch_size)
 
+    def _init_model(self, load_initial_weights: bool) -> None:
+        """The registry model (with --pretrained/--weights on a new run), on its device, its freeze state,
+        and ``net``: the model as called in training (wrapped in DDP under torchrun)."""
+        cfg = self.cfg
         self.model = create_model(cfg.model, len(self.classes), **cfg.model_options)
-        if checkpoint is None and (cfg.pretrained or cfg.weights) and self.dist.is_main:  # DDP copies rank 0's
-            from cnnlab.models.weights import load_initial_weights
+        if load_initial_weights and (cfg.pretrained or cfg.weights) and self.dist.is_main:  # DDP copies rank 0's
+            from cnnlab.models.weights import load_initial_weights as load
 
-            log(load_initial_weights(self.model, cfg.model, cfg.pretrained, cfg.weights))
+            logger.info(load(self.model, cfg.model, cfg.pretrained, cfg.weights))
         self.model.to(self.device)
         self.finetune = FineTune(self.model, cfg, self.dist.enabled)  # freeze state, parameter groups, phases
         self.cache: feature_cache.FeatureCache | None = None
@@ -96,6 +144,11 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+    def _init_optimisation(self) -> None:
+        """Optimiser over the fine-tuning parameter groups, LR schedule (counting optimiser steps), loss,
+        and the generators of sample order and augmentation."""
+        cfg = self.cfg
         self.steps_per_epoch = steps_per_epoch(len(self.data.train), self.batch_size, cfg.accumulate, self.dist.world_size)
         self.optimizer = build_optimizer(self.finetune.param_groups(), cfg)
         self.schedule = build_schedule(self.optimizer, cfg, self.steps_per_epoch, self.finetune.phase_epochs())
@@ -103,32 +156,19 @@ class Trainer:
         self.order_gen = torch.Generator().manual_seed(cfg.seed)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
 
-        self.epoch = 0
+    def _init_counters(self) -> None:
+        self.epoch = 0  # epochs completed
+        self.global_step = 0  # optimiser steps taken
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] | None = None
         self.stale_epochs = 0
-        if checkpoint is not None:
-            self.run_dir = Path(run_dir)  # type: ignore[arg-type]
-            self._restore(checkpoint)
-        else:
-            self.run_dir = runs.new_run_dir(cfg) if self.dist.is_main else Path(".")
-            if self.dist.is_main:
-                self._write_run_files()
-        if cfg.accumulate > 1 and _has_batchnorm(self.model):
-            log(f"warning: BatchNorm statistics see micro-batches of {self.batch_size} images, not the "
-                f"{self.batch_size * cfg.accumulate} of one accumulated step")
 
-    @classmethod
-    def resume(cls, run_dir: str | Path, epochs: int | None = None, data: DataBundle | None = None) -> Trainer:
-        """Continue ``run_dir`` from its last checkpoint: same config (``epochs`` may be raised), same
-        data split, and model, optimiser, schedule, RNG and epoch as they were."""
-        ckpt = load_checkpoint(run_dir, "last")
-        cfg = TrainConfig.from_dict(ckpt["config"], where=f"{run_dir} checkpoint")
-        if epochs is not None:
-            cfg.epochs = epochs
-        return cls(cfg, data=data, checkpoint=ckpt, run_dir=run_dir)
+    def _init_run_dir(self) -> None:
+        """A new run directory with config, classes and split lists (main process only)."""
+        self.run_dir = runs.new_run_dir(self.cfg) if self.dist.is_main else Path(".")
+        if self.dist.is_main:
+            self._write_run_files()
 
-    # ----------------------------------------------------------------- state
     def _write_run_files(self) -> None:
         d = self.run_dir
         atomic.write_text(d / "config.yaml", to_yaml(self.cfg))
@@ -137,8 +177,9 @@ class Trainer:
         runs.write_split(d, "val", self.data.val)
         runs.write_skipped(d, self.data.skipped)
         if self.data.skipped:
-            log(f"skipped {len(self.data.skipped)} unreadable file(s), listed in {d / 'skipped.txt'}")
+            logger.warning(f"skipped {len(self.data.skipped)} unreadable file(s), listed in {d / 'skipped.txt'}")
 
+    # ----------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
         rng = {"torch": torch.get_rng_state(), "order": self.order_gen.get_state(), "augment": self.aug_gen.get_state()}
         if torch.cuda.is_available():
@@ -146,6 +187,7 @@ class Trainer:
         return {
             "format": 1,
             "epoch": self.epoch,
+            "global_step": self.global_step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
@@ -169,6 +211,7 @@ class Trainer:
             self.schedule = build_schedule(self.optimizer, self.cfg, self.steps_per_epoch, self.finetune.phase_epochs())
         self.schedule.load_state_dict(ckpt["schedule"])
         self.epoch, self.history = int(ckpt["epoch"]), list(ckpt["history"])
+        self.global_step = int(ckpt.get("global_step", self.epoch * self.steps_per_epoch))  # older checkpoints
         self.best, self.stale_epochs = ckpt["best"], int(ckpt["stale_epochs"])
         self.norm = Normalization.from_dict(ckpt["normalization"])
         torch.set_rng_state(ckpt["rng"]["torch"])
@@ -181,9 +224,11 @@ class Trainer:
     def fit(self) -> Path:
         """Train until ``cfg.epochs`` (or early stop); returns the run directory."""
         if self.epoch >= self.cfg.epochs and self.dist.is_main:
-            log(f"{self.run_dir} already finished {self.epoch} epochs: pass --epochs N (more) to continue")
+            logger.warning(f"{self.run_dir} already finished {self.epoch} epochs: pass --epochs N (more) to continue")
+        self._emit("on_fit_start")
         while self.epoch < self.cfg.epochs:
             self._begin_epoch()
+            self._emit("on_epoch_start")
             t0 = time.perf_counter()
             train = self.train_epoch()
             train_time = time.perf_counter() - t0
@@ -195,42 +240,43 @@ class Trainer:
             row["images_per_s"] = len(self.data.train) / train_time
             row["epoch_time_s"] = time.perf_counter() - t0
             self.history.append(row)
-            improved = self._update_best(row)
+            self._update_best(row)
+            self._emit("on_epoch_end", row)
             stop = self.cfg.patience > 0 and self.stale_epochs >= self.cfg.patience
-            if self.dist.is_main:
-                self._save(improved)
-                log(self._summary(row))
-                if stop:
-                    log(f"early stop: {self.cfg.monitor} did not improve for {self.cfg.patience} epochs")
+            if stop and self.dist.is_main:
+                logger.info(f"early stop: {self.cfg.monitor} did not improve for {self.cfg.patience} epochs")
             if broadcast_flag(self.dist, stop, self.device):
                 break
+        self._emit("on_fit_end")
         barrier(self.dist)
         return self.run_dir
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     def _begin_epoch(self) -> None:
         """Transfer learning: this epoch's freeze state, a fresh schedule when a new phase starts, and
         the frozen-feature cache while the whole backbone is frozen."""
         if self.finetune.begin_epoch(self.epoch, self.optimizer):
             self.schedule = build_schedule(self.optimizer, self.cfg, self.steps_per_epoch, self.finetune.phase_epochs())
-            log(f"epoch {self.epoch + 1}: fine-tuning phase, fresh {self.cfg.schedule} schedule over "
-                f"{self.finetune.phase_epochs()} epochs")
+            logger.info(f"epoch {self.epoch + 1}: fine-tuning phase, fresh {self.cfg.schedule} schedule over "
+                        f"{self.finetune.phase_epochs()} epochs")
         self.cache = feature_cache.update(
             self.cache, self.model, self.data, self.norm, self.device, self.augment, self.cfg.feature_cache,
             self.dist.enabled, self.cfg.eval_batch_size, self.cfg.channels_last, self.cfg.bf16)
 
     def train_epoch(self) -> dict[str, float]:
+        """One pass over the training split: micro-batches, an optimiser step at the end of each window."""
         self.net.train()
         metrics = EpochMetrics(len(self.classes), self.device)
         order = torch.randperm(len(self.data.train), generator=self.order_gen)
         plan = list(plan_epoch(order, self.batch_size, self.cfg.accumulate, self.dist.rank, self.dist.world_size))
         seeds = batch_seeds(len(plan), self.aug_gen)  # the same numbers with or without data threads
         threads = 0 if self.cache is not None else self.cfg.data_threads
-        bar = tqdm(total=len(plan), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False,
-                   disable=not (sys.stderr.isatty() and self.dist.is_main))
-        seen, t0 = 0, time.perf_counter()
         stream = prefetch(lambda i: self._batch(plan[i], seeds[i]), range(len(plan)), threads)
-        with bar, contextlib.closing(stream) as batches:
-            for mb, x in zip(plan, batches):
+        with contextlib.closing(stream) as batches:
+            for i, (mb, x) in enumerate(zip(plan, batches)):
                 y = self.data.train.labels[mb.indices].to(self.device)
                 sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
                 with sync:
@@ -238,15 +284,20 @@ class Trainer:
                         logits, loss_sum = self.forward_loss(x, y)
                     (loss_sum * mb.loss_scale).backward()
                 if mb.ends_window:
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self.schedule.step()
+                    self._optimizer_step(mb.window_samples)
                 metrics.update(logits, y, loss_sum)
-                seen += len(y)
-                bar.update(1)
-                if not bar.disable:
-                    bar.set_postfix(loss=f"{float(loss_sum) / max(1, len(y)):.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                self._emit("on_batch_end", BatchInfo(self.epoch + 1, i, len(plan), len(y), loss_sum))
         return metrics.compute()
+
+    def _optimizer_step(self, window_samples: int) -> None:
+        """Apply the window's gradient (callbacks see it first), clear it, advance the schedule."""
+        info = StepInfo(self.epoch + 1, self.global_step + 1, window_samples)
+        self._emit("on_before_step", info)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+        self.global_step += 1
+        self._emit("on_step_end", info)
 
     def _batch(self, mb: MicroBatch, seed: int) -> torch.Tensor:
         """The model input of one micro-batch: cached features, or its images prepared and augmented
@@ -288,7 +339,8 @@ class Trainer:
         return metrics.compute()
 
     # ----------------------------------------------------------------- bookkeeping
-    def _update_best(self, row: dict[str, float]) -> bool:
+    def _update_best(self, row: dict[str, float]) -> None:
+        """``best`` and ``stale_epochs`` after this epoch (what best.pt and early stopping go by)."""
         key = self.cfg.monitor
         if key not in row:
             raise UserError(f"--monitor {key} is not a history column: use one of {', '.join(k for k in row if k.startswith('val_'))}")
@@ -301,31 +353,3 @@ class Trainer:
             self.stale_epochs = 0
         else:
             self.stale_epochs += 1
-        return better
-
-    def _save(self, improved: bool) -> None:
-        state = self.state()
-        save_checkpoint(self.run_dir, "last", state)
-        if improved:
-            save_checkpoint(self.run_dir, "best", state)
-        atomic.write_json(self.run_dir / "history.json", self.history)
-        atomic.write_text(self.run_dir / "history.csv", history_csv(self.history))
-        plot_curves(self.history, self.run_dir / "curves.png")
-
-    def _summary(self, row: dict[str, float]) -> str:
-        def part(split: str) -> str:
-            return (f"{split} loss {row[f'{split}_loss']:.4f} acc {row[f'{split}_accuracy']:.4f} "
-                    f"f1_macro {row[f'{split}_f1_macro']:.4f}")
-
-        return (f"epoch {int(row['epoch'])}/{self.cfg.epochs}  {part('train')} | {part('val')} | "
-                f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.1f}s")
-
-
-def history_csv(history: list[dict[str, float]]) -> str:
-    if not history:
-        return ""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    return buf.getvalue()
