@@ -5,8 +5,8 @@ all-reduce (so it is the gradient the optimiser applies, the same on every rank,
 process -- where the default callbacks live -- computes and writes it); ``on_step_end`` measures the
 update the optimiser actually made (with momentum, Adam or weight decay it is not ``lr * grad``).
 Norms are computed in float32 whatever the gradients' dtype (bf16-safe). Without the flag the callback
-does not exist: no cost at all. Written to ``RUN/grad_norms.csv`` and drawn as ``RUN/grad_flow.png``
-after every epoch; see ``cnnlab.runs.grad_flow`` for the columns.
+does not exist: no cost at all. Written to ``RUN/grad_norms.csv`` after every epoch and drawn as
+``RUN/grad_flow.png`` when training ends; see ``cnnlab.runs.grad_flow`` for the columns.
 """
 
 from __future__ import annotations
@@ -93,6 +93,9 @@ class GradNorms(Callback):
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
         atomic.write_csv(trainer.run_dir / GRAD_NORMS_FILE, self.rows)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """The figure once, at the end: drawing it costs about as much as a small epoch on a CPU."""
         if self.rows:
             save_figure(grad_flow_figure(self.rows, f"{trainer.cfg.model}: per-layer gradient norms"),
                         trainer.run_dir / GRAD_FLOW_FIGURE)
