@@ -37,7 +37,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", help="registry name (see `cnnlab models`; default ahe_cnn)")
     g.add_argument("--pooling", choices=["max", "avg", "conv"], help="ahe_cnn downsampling")
-    g.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "sigmoid", "gelu"], help="ahe_cnn activation")
+    g.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "sigmoid", "gelu"], help="activation of ahe_cnn, plain_cnn, residual_cnn")
     g.add_argument("--dropout", type=float, help="dropout rate before each fully connected layer")
     g.add_argument("--model-option", action="append", type=_key_value, metavar="KEY=VALUE", help="any model builder option")
     g = p.add_argument_group("transfer learning")
@@ -86,6 +86,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-threads", type=int, help="threads preparing and augmenting the next micro-batches while "
                    "the model trains on this one (0: each in turn, the default). Helps when the model leaves a core "
                    "free (a GPU, or fewer intra-op threads than cores); results do not depend on it")
+    g.add_argument("--log-grad-norms", type=int, nargs="?", const=50, metavar="N",
+                   help="every N optimiser steps (50 if N is left out), each layer's gradient, weight and update "
+                        "norm into RUN/grad_norms.csv, drawn in RUN/grad_flow.png (off by default)")
     g.add_argument("--output", help="run directory to create (default: runs/<time>-<model>-<data>)")
 
 

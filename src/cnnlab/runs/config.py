@@ -66,6 +66,7 @@ class TrainConfig:
     patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
     eval_batch_size: int = 256
     data_threads: int = 0  # threads preparing the next micro-batches while the model trains; 0: in turn
+    log_grad_norms: int = 0  # per-layer gradient norms every N optimiser steps (grad_norms.csv); 0 = off
     output: str | None = None
 
     def validate(self) -> TrainConfig:
@@ -90,6 +91,8 @@ class TrainConfig:
                 raise bad(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         if self.data_threads < 0:
             raise bad(f"--data-threads must be 0 or more, not {self.data_threads}")
+        if self.log_grad_norms < 0:
+            raise bad(f"--log-grad-norms must be 0 (off) or a number of steps, not {self.log_grad_norms}")
         if not 0 <= self.val_fraction < 1:
             raise bad(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
         if self.lr <= 0:

@@ -11,6 +11,8 @@ Layout of ``runs/<time>-<model>-<data>/``::
     curves.png             loss, accuracy, macro precision/recall/F1, train vs validation
     checkpoints/last.pt    every epoch, for --resume
     checkpoints/best.pt    best epoch by the monitored validation metric
+    grad_norms.csv         with --log-grad-norms: per-layer gradient norms (see runs/grad_flow.py)
+    grad_flow.png          ... drawn by depth and over steps when training ends
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ test adds -- hook into the loop without patching the Trainer.
 
 Subclass ``Callback`` and override the hooks you need (the others do nothing), then pass it in
 ``Trainer.from_config(cfg, callbacks=[...])`` or append it to ``trainer.callbacks``. Hooks run in list
-order; the defaults (``default_callbacks``) come first, on the main process only, so a user's
+order; the defaults (``Trainer.default_callbacks``) come first, on the main process only, so a user's
 ``on_epoch_end`` sees the checkpoint of that epoch already written. User callbacks run on every
 process under DDP: write files only where ``trainer.dist.is_main``.
 """
@@ -137,8 +137,3 @@ def epoch_summary(row: dict[str, float], epochs: int) -> str:
 
     return (f"epoch {int(row['epoch'])}/{epochs}  {part('train')} | {part('val')} | "
             f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.1f}s")
-
-
-def default_callbacks() -> list[Callback]:
-    """What every run writes and shows, in this order (checkpoint first: it holds the history too)."""
-    return [Checkpoints(), HistoryFiles(), Curves(), Progress()]

@@ -32,12 +32,13 @@ from cnnlab.models import create_model, model_info
 from cnnlab.models.outputs import aux_logits_of, logits_of
 from cnnlab.train import feature_cache
 from cnnlab.runs import run as runs
-from cnnlab.train.callbacks import BatchInfo, Callback, StepInfo, default_callbacks
+from cnnlab.train.callbacks import BatchInfo, Callback, Checkpoints, Curves, HistoryFiles, Progress, StepInfo
 from cnnlab.train.accumulate import MicroBatch, plan_epoch, steps_per_epoch
 from cnnlab.runs.checkpoint import load_checkpoint
 from cnnlab.runs.config import TrainConfig, to_yaml
 from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
 from cnnlab.train.freeze import FineTune
+from cnnlab.train.grad_norms import GradNorms
 from cnnlab.train.optim import build_optimizer, build_schedule
 
 
@@ -76,7 +77,7 @@ class Trainer:
             self._restore(checkpoint)
         else:
             self._init_run_dir()
-        self.callbacks: list[Callback] = (default_callbacks() if self.dist.is_main else []) + list(callbacks)
+        self.callbacks: list[Callback] = (self.default_callbacks() if self.dist.is_main else []) + list(callbacks)
         if cfg.accumulate > 1 and _has_batchnorm(self.model):
             logger.warning(f"warning: BatchNorm statistics see micro-batches of {self.batch_size} images, not the "
                            f"{self.batch_size * cfg.accumulate} of one accumulated step")
@@ -97,6 +98,12 @@ class Trainer:
         if epochs is not None:
             cfg.epochs = epochs
         return cls(cfg, data=data, callbacks=callbacks, checkpoint=ckpt, run_dir=run_dir)
+
+    def default_callbacks(self) -> list[Callback]:
+        """What every run writes and shows (main process only), in this order: the checkpoint first (it
+        holds the history too), history files, curves, gradient norms when asked for, then progress."""
+        grad_norms = [GradNorms(self.cfg.log_grad_norms)] if self.cfg.log_grad_norms else []
+        return [Checkpoints(), HistoryFiles(), Curves(), *grad_norms, Progress()]
 
     # ----------------------------------------------------------------- construction steps
     def _init_device(self) -> None:

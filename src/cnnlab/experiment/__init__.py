@@ -1,0 +1,1 @@
+"""Rerunnable experiments: each trains several runs with the library and returns a figure and a table."""
