@@ -1,14 +1,15 @@
 """Sub-command ``explain`` and its own sub-commands, all working on a run directory:
 
     cnnlab explain layers RUN                      layer names (for --layer), types, output shapes
-    cnnlab explain gradcam RUN IMAGE... [--layer NAME] [--class NAME | --filter K] [--method gradcam|gradcam++]
+    cnnlab explain gradcam RUN IMAGE... [--layer NAME] [--class NAME | --filter K] [--method NAME]
     cnnlab explain activations RUN IMAGE --layer NAME
     cnnlab explain filters RUN                     the first conv layer's filters
-    cnnlab explain dream RUN [--class NAME ...] [--method plain|regularized] [--steps N] [--size S]
+    cnnlab explain dream RUN [--class NAME ...] [--method NAME] [--steps N] [--size S]
     cnnlab explain units RUN [--data DIR]          class selectivity of every conv unit, by depth
 
 Everything is written under ``RUN/explain/<kind>/`` (never over a training artefact), atomically,
-and each written path is printed.
+and each written path is printed. The ``--method`` choices are the registries ``explain.cam.CAM_METHODS``
+and ``explain.dream.RECIPES``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import torch
 
 from cnnlab import atomic
 from cnnlab.errors import UserError
+from cnnlab.explain.cam import CAM_METHODS
+from cnnlab.explain.dream import RECIPES
 from cnnlab.runs.run import LoadedRun
 
 EXPLAIN_DIR = "explain"
@@ -80,7 +83,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- gradcam
 def cmd_gradcam(args: argparse.Namespace) -> int:
-    from cnnlab.explain.cam import CAM_METHODS, CamResult
+    from cnnlab.explain.cam import CamResult
     from cnnlab.explain.layers import default_cam_layer
     from cnnlab.explain.overlay import enlarge, heat_overlay, save_arrays, save_png
     from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
@@ -281,7 +284,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class for every image")
     which.add_argument("--filter", type=int, metavar="K", help="explain the mean activation of filter K")
     p.add_argument("--filter-layer", metavar="NAME", help="layer of --filter (default: --layer)")
-    p.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
+    p.add_argument("--method", choices=list(CAM_METHODS), default="gradcam")
     p.add_argument("--alpha", type=float, default=0.5, help="opacity of the heat map over the image")
     p.add_argument("--batch-size", type=int, default=64, help="images explained per forward/backward pass")
     common(p)
@@ -299,7 +302,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="class to draw (repeatable; default: every class)")
     p.add_argument("--filter", type=int, action="append", metavar="K", help="draw filter K of --layer instead (repeatable)")
     p.add_argument("--layer", help="layer of --filter")
-    p.add_argument("--method", choices=["plain", "regularized"], default="regularized")
+    p.add_argument("--method", choices=list(RECIPES), default="regularized")
     p.add_argument("--steps", type=int, help="optimisation steps (default 1000)")
     p.add_argument("--size", type=int, help="image side in pixels (default: the run's input size)")
     p.add_argument("--init", metavar="IMAGE", help="start from this image instead of noise")
