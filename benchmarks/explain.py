@@ -33,10 +33,9 @@ import torch.nn.functional as F
 from cnnlab.cli import main as cnnlab
 from cnnlab.data.imageset import ImageSet
 from cnnlab.explain.cam import GradCAM, GradCAMPlusPlus
-from cnnlab.cli.explain import selectivity_table
 from cnnlab.explain.dream import RECIPES, dream, recipe
 from cnnlab.explain.layers import conv_units, default_cam_layer
-from cnnlab.explain.selectivity import measure_selectivity
+from cnnlab.explain.selectivity import measure_selectivity, selectivity_table
 from cnnlab.explain.targets import ClassTarget
 from cnnlab.runs.evaluate import evaluation_images
 from cnnlab.data.batch import prepare
