@@ -69,6 +69,11 @@ def test_stages_follow_the_resolution_levels():
     assert [p for _, p in r.stages][1:] == [["maxpool", "layer1"], ["layer2"], ["layer3"], ["layer4"]]
     v = create_model("vgg16", 10)
     assert v.stages[-1] == ("pre_logits", ["classifier.0", "classifier.3"])
+    with torch.device("meta"):  # timm's feature_info: levels read at act2, block2.rep.0, block3.rep.0, block12.rep.0, act4
+        x = create_model("xception", 10)
+    assert [s for s, _ in x.stages] == ["stage1", "stage2", "stage3", "stage4", "stage5"]
+    assert [p for _, p in x.stages][1:3] == [["block1"], ["block2"]]
+    assert x.stages[3][1] == [f"block{i}" for i in range(3, 12)] and x.stages[4][1][:2] == ["block12", "conv3"]
     # each group's parameters are disjoint and cover the model (checked at construction) -- and
     # a stage without parameters joins its neighbour:
     seq = torch.nn.Sequential(torch.nn.MaxPool2d(2), torch.nn.Conv2d(3, 3, 1), torch.nn.MaxPool2d(2))
