@@ -46,3 +46,12 @@ def test_explain_importing_the_trainer_breaks_a_contract_and_says_which(tmp_path
     assert result.returncode == 1
     assert "Front ends never import the trainer" in report
     assert "cnnlab.explain.cam -> cnnlab.train.accumulate" in report
+
+
+def test_importing_the_library_leaves_the_plotting_backend_alone():
+    """Plots are built on matplotlib.figure.Figure: importing cnnlab never switches a notebook's backend."""
+    code = ("import cnnlab.cli.main, cnnlab.train.trainer, cnnlab.explain.artifacts, matplotlib; "
+            "print(matplotlib.get_backend())")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MPLBACKEND": "svg"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "svg", result.stderr
