@@ -8,8 +8,8 @@
     cnnlab explain units RUN [--data DIR]          class selectivity of every conv unit, by depth
 
 Everything is written by ``cnnlab.explain.artifacts`` under ``RUN/explain/<kind>/`` (never over a
-training artefact), atomically, and each written path is printed. The ``--method`` choices are the registries ``explain.cam.CAM_METHODS``
-and ``explain.dream.RECIPES``.
+training artefact), atomically, and each written path is printed. The ``--method`` choices are the
+registries ``explain.cam.CAM_METHODS`` and ``explain.dream.RECIPES``.
 """
 
 from __future__ import annotations
@@ -96,16 +96,14 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- grids
 def cmd_activations(args: argparse.Namespace) -> int:
-    from cnnlab.data.batch import prepare
     from cnnlab.data.files import load_image_files
     from cnnlab.explain.artifacts import write_activations
-    from cnnlab.explain.hooks import capture
+    from cnnlab.explain.grids import layer_activations
 
     run, device = _load(args)
     image = load_image_files([args.image], run.image_size)
-    with capture(run.model, [args.layer]) as cap, torch.no_grad():
-        run.model(prepare(image, run.norm, device))
-    _wrote(write_activations(run.run_dir, args.image, args.layer, cap.activations[args.layer][0].float().cpu()))
+    activations = layer_activations(run.model, image, run.norm, device, args.layer)[0]
+    _wrote(write_activations(run.run_dir, args.image, args.layer, activations))
     return 0
 
 
