@@ -22,6 +22,7 @@ import torch
 from cnnlab.errors import UserError
 from cnnlab.explain.cam import CAM_METHODS
 from cnnlab.explain.dream import RECIPES
+from cnnlab.runs.checkpoint import CHECKPOINTS
 from cnnlab.runs.run import LoadedRun
 
 
@@ -182,7 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         return p
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+        p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
 
     p = command("layers", cmd_layers, "list the model's layers (names for --layer) with types and output shapes")

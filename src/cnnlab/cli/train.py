@@ -12,6 +12,7 @@ import yaml
 from cnnlab.data.augment import PRESETS
 from cnnlab.errors import UserError
 from cnnlab.models.layers import ACTIVATIONS, POOLINGS
+from cnnlab.runs.checkpoint import CHECKPOINTS
 from cnnlab.runs.config import UNFREEZE, TrainConfig, read_yaml
 from cnnlab.train.optim import OPTIMIZERS, SCHEDULES, check_choices
 
@@ -183,6 +184,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("images", nargs="+", metavar="IMAGE")
             p.add_argument("--top-k", type=int, default=3)
             p.add_argument("--json", action="store_true", help="print JSON instead of text")
-        p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+        p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
         p.add_argument("--device", default="auto")
         p.set_defaults(func=func)
