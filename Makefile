@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/cnnlab train
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

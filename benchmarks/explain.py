@@ -32,11 +32,10 @@ import torch.nn.functional as F
 
 from cnnlab.cli import main as cnnlab
 from cnnlab.data.imageset import ImageSet
-from cnnlab.explain.cam import GradCAM, GradCAMPlusPlus
-from cnnlab.cli.explain import selectivity_table
+from cnnlab.explain.cam import CAM_METHODS, GradCAM
 from cnnlab.explain.dream import RECIPES, dream, recipe
 from cnnlab.explain.layers import conv_units, default_cam_layer
-from cnnlab.explain.selectivity import measure_selectivity
+from cnnlab.explain.selectivity import measure_selectivity, selectivity_table
 from cnnlab.explain.targets import ClassTarget
 from cnnlab.runs.evaluate import evaluation_images
 from cnnlab.data.batch import prepare
@@ -87,8 +86,8 @@ def gradcam_throughput(run: LoadedRun, images: torch.Tensor, repeats: int) -> No
           f"median of {repeats})\n")
     print("| pass | seconds | images/s | vs plain |\n|---|---:|---:|---:|")
     print(f"| plain forward + backward | {plain:.4f} | {len(x) / plain:.0f} | 1.00x |")
-    cams = (("Grad-CAM (batched)", GradCAM(model, layer)), ("Grad-CAM++ (batched)", GradCAMPlusPlus(model, layer)),
-            (f"Grad-CAM at {first} (backward through every layer)", GradCAM(model, first)))
+    cams = [(f"{method} (batched)", cls(model, layer)) for method, cls in CAM_METHODS.items()]
+    cams.append((f"gradcam at {first} (backward through every layer)", GradCAM(model, first)))
     for name, cam in cams:
         s = median_seconds(lambda: cam(x), repeats)
         print(f"| {name} | {s:.4f} | {len(x) / s:.0f} | {plain / s:.2f}x |")

@@ -35,6 +35,14 @@ def test_plan_under_ddp_deals_each_global_batch_across_ranks():
     assert steps_per_epoch(23, 3, 2, world_size=2) == 2
 
 
+def test_steps_per_epoch_follows_the_short_ddp_tail_rule():
+    """13 samples in global micro-batches of 6 over 2 ranks leave a tail of 1 sample, too few for every
+    rank: it joins the last micro-batch, so an epoch is 2 micro-batches (2 steps), not 3."""
+    assert steps_per_epoch(13, 3, 1, world_size=2) == 2
+    assert [len(mb.indices) for mb in plan_epoch(torch.arange(13), 3, 1, rank=1, world_size=2)] == [3, 3]
+    assert steps_per_epoch(14, 3, 1, world_size=2) == 3  # a tail of 2 gives each rank one sample
+
+
 def _bundle(n: int, seed: int = 0) -> DataBundle:
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import UserError
-from cnnlab.explain.cam import GradCAM, GradCAMPlusPlus, pointing_game, upsample_and_scale
+from cnnlab.explain.cam import CAM_METHODS, GradCAM, GradCAMPlusPlus, pointing_game, upsample_and_scale
 from cnnlab.explain.targets import ClassTarget, FilterTarget
 
 
@@ -62,12 +62,14 @@ def test_class_gradcam_equals_hand_computation_and_defaults_to_the_prediction():
     assert torch.allclose(result.scores, logits.max(1).values, atol=1e-6)
 
 
-def test_batched_equals_one_image_at_a_time_with_per_image_targets():
+@pytest.mark.parametrize("method", CAM_METHODS)  # every registered method, a new one included
+def test_batched_equals_one_image_at_a_time_with_per_image_targets(method):
     model, x = tiny(), torch.randn(4, 3, 6, 6)
     targets = [ClassTarget(0), FilterTarget("2", 1), ClassTarget(1), ClassTarget(0)]
-    batch = GradCAMPlusPlus(model, "1")(x, targets)
+    batch = CAM_METHODS[method](model, "1")(x, targets)
+    assert batch.maps.shape == (4, 6, 6) and batch.maps.min() >= 0 and batch.maps.max() <= 1
     for i, t in enumerate(targets):
-        one = GradCAMPlusPlus(model, "1")(x[i : i + 1], t)
+        one = CAM_METHODS[method](model, "1")(x[i : i + 1], t)
         assert torch.allclose(batch.raw[i], one.raw[0], atol=1e-6)
         assert torch.allclose(batch.maps[i], one.maps[0], atol=1e-5)
 
@@ -90,9 +92,10 @@ def test_maps_are_upsampled_and_scaled_to_one():
     assert torch.equal(upsample_and_scale(torch.zeros(1, 3, 3), (6, 6)), torch.zeros(1, 6, 6))
 
 
-def test_the_model_and_its_gradients_are_left_as_they_were():
+@pytest.mark.parametrize("method", CAM_METHODS)
+def test_the_model_and_its_gradients_are_left_as_they_were(method):
     model = tiny().train()
-    GradCAM(model, "1")(torch.randn(2, 3, 6, 6))
+    CAM_METHODS[method](model, "1")(torch.randn(2, 3, 6, 6))
     assert model.training and all(p.grad is None for p in model.parameters())
 
 

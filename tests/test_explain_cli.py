@@ -84,7 +84,13 @@ def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(
     assert units["split"] == "val" and len(units["units"]["features.3.act"]["selectivity"]) == 64
     for name in ("selectivity_by_depth.png", "top_units.png", "units.npz"):
         assert (explain / "units" / name).is_file()
-    assert "median" in out and "features.3.act" in out
+    for layer in units["layers"]:  # each summary is its units' indices, and the printed table shows it
+        index = sorted(units["units"][layer["layer"]]["selectivity"])
+        assert layer["units"] == len(index) and layer["max"] == pytest.approx(index[-1])
+        assert layer["median"] == pytest.approx(index[(len(index) - 1) // 2])  # torch.median: the lower middle
+        assert layer["mean"] == pytest.approx(sum(index) / len(index), rel=1e-5)
+        row = next(line.split() for line in out.splitlines() if line.split()[1:2] == [layer["layer"]])
+        assert row[2:5] == [str(len(index)), f"{layer['median']:.3f}", f"{layer['mean']:.3f}"]
 
 
 @pytest.mark.parametrize("argv, message", [

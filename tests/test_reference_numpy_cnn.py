@@ -13,7 +13,8 @@ from cnnlab.errors import UserError
 from cnnlab.reference import SGD, SoftmaxCrossEntropy
 from reference_cli import run_cli
 from cnnlab.data.shapes import make_shapes
-from cnnlab.reference.numpy_cnn import IMAGE_SIZE, build_numpy_cnn, split_images, train_numpy_cnn, twin_losses
+from cnnlab.reference.numpy_cnn import IMAGE_SIZE, build_numpy_cnn, split_images, train_numpy_cnn
+from cnnlab.reference.twin import twin_losses
 
 
 @pytest.fixture(autouse=True)

@@ -161,9 +161,19 @@ def test_download_checks_the_hash_and_writes_atomically(http_dir, tmp_path):
     W.download(f"{url}/blob.pth", dest, digest[:8])
     assert dest.read_bytes() == b"x" * 3_000_000
     bad = tmp_path / "cache" / "bad.pth"
-    with pytest.raises(OSError, match="expected 00000000"):
+    with pytest.raises(OSError, match='invalid hash value \\(expected "00000000"'):
         W.download(f"{url}/blob.pth", bad, "00000000")
     assert not bad.exists() and list((tmp_path / "cache").iterdir()) == [dest]  # no temp file left
+
+
+def test_a_server_that_never_answers_times_out_instead_of_hanging(tmp_path):
+    with socket.socket() as silent:  # listens (the kernel completes the connection) but never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        dest = tmp_path / "cache" / "w.pth"
+        with pytest.raises(OSError, match="timed out"):
+            W.download(f"http://127.0.0.1:{silent.getsockname()[1]}/w.pth", dest, timeout=0.5)
+    assert not dest.exists() and list((tmp_path / "cache").iterdir()) == []
 
 
 def test_pretrained_downloads_a_missing_file_from_a_mirror(http_dir, hub, monkeypatch):

@@ -1,14 +1,15 @@
 """Sub-command ``explain`` and its own sub-commands, all working on a run directory:
 
     cnnlab explain layers RUN                      layer names (for --layer), types, output shapes
-    cnnlab explain gradcam RUN IMAGE... [--layer NAME] [--class NAME | --filter K] [--method gradcam|gradcam++]
+    cnnlab explain gradcam RUN IMAGE... [--layer NAME] [--class NAME | --filter K] [--method NAME]
     cnnlab explain activations RUN IMAGE --layer NAME
     cnnlab explain filters RUN                     the first conv layer's filters
-    cnnlab explain dream RUN [--class NAME ...] [--method plain|regularized] [--steps N] [--size S]
+    cnnlab explain dream RUN [--class NAME ...] [--method NAME] [--steps N] [--size S]
     cnnlab explain units RUN [--data DIR]          class selectivity of every conv unit, by depth
 
-Everything is written under ``RUN/explain/<kind>/`` (never over a training artefact), atomically,
-and each written path is printed.
+Everything is written by ``cnnlab.explain.artifacts`` under ``RUN/explain/<kind>/`` (never over a
+training artefact), atomically, and each written path is printed. The ``--method`` choices are the
+registries ``explain.cam.CAM_METHODS`` and ``explain.dream.RECIPES``.
 """
 
 from __future__ import annotations
@@ -18,40 +19,25 @@ from pathlib import Path
 
 import torch
 
-from cnnlab import atomic
 from cnnlab.errors import UserError
+from cnnlab.explain.cam import CAM_METHODS
+from cnnlab.explain.dream import RECIPES
+from cnnlab.runs.checkpoint import CHECKPOINTS
 from cnnlab.runs.run import LoadedRun
-
-EXPLAIN_DIR = "explain"
 
 
 def _load(args: argparse.Namespace) -> tuple[LoadedRun, torch.device]:
-    from cnnlab.runs.run import load_run
     from cnnlab.device import pick_device
+    from cnnlab.runs.run import load_run
 
     device = pick_device(args.device)
     return load_run(args.run, args.checkpoint, device), device
-
-
-def _out_dir(run: LoadedRun, kind: str) -> Path:
-    return run.run_dir / EXPLAIN_DIR / kind
 
 
 def _class_index(run: LoadedRun, name: str) -> int:
     if name not in run.classes:
         raise UserError(f"unknown class '{name}': the run's classes are {', '.join(run.classes)}")
     return run.classes.index(name)
-
-
-def _unique_stems(paths: list[str]) -> list[str]:
-    """File stems for outputs, with -2, -3 ... added where two inputs share a name."""
-    seen: dict[str, int] = {}
-    stems = []
-    for p in paths:
-        stem = Path(p).stem
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return stems
 
 
 def _wrote(paths: list[Path]) -> None:
@@ -80,12 +66,11 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- gradcam
 def cmd_gradcam(args: argparse.Namespace) -> int:
-    from cnnlab.explain.cam import CAM_METHODS, CamResult
-    from cnnlab.explain.layers import default_cam_layer
-    from cnnlab.explain.overlay import enlarge, heat_overlay, save_arrays, save_png
-    from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
     from cnnlab.data.files import load_image_files
-    from cnnlab.data.batch import prepare
+    from cnnlab.explain.artifacts import write_gradcam
+    from cnnlab.explain.cam import explain_in_batches
+    from cnnlab.explain.layers import default_cam_layer
+    from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
 
     run, device = _load(args)
     if args.batch_size < 1:
@@ -100,22 +85,9 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
         target = FilterTarget(args.filter_layer or layer, args.filter)
     images = load_image_files(args.images, run.image_size)
     cam = CAM_METHODS[args.method](run.model, layer)
-    result = CamResult.cat([cam(prepare(images[i : i + args.batch_size], run.norm, device), target)
-                            for i in range(0, len(images), args.batch_size)])
-    probs = result.logits.softmax(1).cpu()
-    out = _out_dir(run, "gradcam")
-    written, records = [], []
-    for i, (path, stem) in enumerate(zip(args.images, _unique_stems(args.images))):
-        what = result.targets[i].describe(run.classes)
-        png = out / f"{stem}-{what}-{args.method}-{layer}.png"
-        written.append(save_png(png, enlarge(heat_overlay(images[i], result.maps[i].cpu(), args.alpha))))
-        predicted = int(probs[i].argmax())
-        records.append({"image": path, "overlay": str(png), "target": what, "score": float(result.scores[i]),
-                        "predicted": run.classes[predicted], "probability": float(probs[i, predicted])})
-    tag = f"{args.method}-{layer}"
-    written.append(save_arrays(out / f"{tag}.npz", maps=result.maps.cpu().numpy(), raw=result.raw.cpu().numpy(),
-                               weights=result.weights.cpu().numpy(), images=images.numpy()))
-    written.append(atomic.write_json(out / f"{tag}.json", {"method": args.method, "layer": layer, "images": records}))
+    result = explain_in_batches(cam, images, run.norm, device, target, args.batch_size)
+    records, written = write_gradcam(run.run_dir, args.images, images, result, run.classes, args.method, layer,
+                                     args.alpha)
     for r in records:
         print(f"{r['image']}: target {r['target']} (score {r['score']:.3f}); "
               f"predicted {r['predicted']} {r['probability']:.3f}")
@@ -125,48 +97,34 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- grids
 def cmd_activations(args: argparse.Namespace) -> int:
-    from cnnlab.explain.grids import activation_grid
-    from cnnlab.explain.hooks import capture
-    from cnnlab.explain.overlay import save_arrays
-    from cnnlab.runs.plots import save_figure
     from cnnlab.data.files import load_image_files
-    from cnnlab.data.batch import prepare
+    from cnnlab.explain.artifacts import write_activations
+    from cnnlab.explain.grids import layer_activations
 
     run, device = _load(args)
     image = load_image_files([args.image], run.image_size)
-    with capture(run.model, [args.layer]) as cap, torch.no_grad():
-        run.model(prepare(image, run.norm, device))
-    acts = cap.activations[args.layer][0].float().cpu()
-    out = _out_dir(run, "activations")
-    stem = f"{Path(args.image).stem}-{args.layer}"
-    fig = activation_grid(acts, f"{Path(args.image).name}: {args.layer}, {len(acts)} channels "
-                                f"(tile i = channel i, row by row; one shared scale)")
-    _wrote([save_figure(fig, out / f"{stem}.png"), save_arrays(out / f"{stem}.npz", activations=acts.numpy())])
+    activations = layer_activations(run.model, image, run.norm, device, args.layer)[0]
+    _wrote(write_activations(run.run_dir, args.image, args.layer, activations))
     return 0
 
 
 def cmd_filters(args: argparse.Namespace) -> int:
-    from cnnlab.explain.grids import filter_grid, first_conv
-    from cnnlab.runs.plots import save_figure
+    from cnnlab.explain.artifacts import write_filters
+    from cnnlab.explain.grids import first_conv
 
     run, _ = _load(args)
     name, conv = first_conv(run.model)
-    w = conv.weight
-    fig = filter_grid(w, f"{name}: {w.shape[0]} filters of {w.shape[1]}x{w.shape[2]}x{w.shape[3]} "
-                         "(each scaled around 0: grey = 0)")
-    _wrote([save_figure(fig, _out_dir(run, "filters") / f"{name}.png")])
+    _wrote(write_filters(run.run_dir, name, conv.weight))
     return 0
 
 
 # ---------------------------------------------------------------------------------------------- dream
 def cmd_dream(args: argparse.Namespace) -> int:
+    from cnnlab.data.files import load_image_files
+    from cnnlab.explain.artifacts import write_dream
     from cnnlab.explain.dream import dream, recipe
-    from cnnlab.explain.figures import dream_grid
-    from cnnlab.explain.overlay import save_arrays
     from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
     from cnnlab.models import model_info
-    from cnnlab.runs.plots import save_figure
-    from cnnlab.data.files import load_image_files
 
     run, _ = _load(args)
     how = recipe(args.method, args.steps)
@@ -185,25 +143,8 @@ def cmd_dream(args: argparse.Namespace) -> int:
         targets = [ClassTarget(_class_index(run, c)) for c in (args.class_names or run.classes)]
     init = load_image_files([args.init], size).float() / 255 if args.init else None
     result = dream(run.model, run.norm, targets, size, how, init=init, seed=args.seed)
-
-    records, titles = [], []
-    for i, t in enumerate(targets):
-        what = t.describe(run.classes)
-        record = {"target": what, "score": float(result.scores[i]), "high_frequency_energy": float(result.high_frequency[i])}
-        if isinstance(t, ClassTarget):
-            record["probability"] = float(result.probabilities[i, t.index])
-            titles.append(f"{what}\np={record['probability']:.3f} hf={record['high_frequency_energy']:.3f}")
-        else:
-            titles.append(f"{what}\nmean act {record['score']:.2f} hf={record['high_frequency_energy']:.3f}")
-        records.append(record)
-    out = _out_dir(run, "dream")
-    summary = {"method": how.name, "steps": how.steps, "lr": how.lr, "parameterization": how.parameterization,
-               "size": size, "seed": args.seed, "init": args.init, "seconds": result.seconds,
-               "seconds_per_target": result.seconds / len(targets), "targets": records}
-    fig = dream_grid(result.images, titles, f"{how.name}: {how.steps} steps, {size}x{size}")
-    _wrote([save_figure(fig, out / f"{how.name}.png"),
-            save_arrays(out / f"{how.name}.npz", images=result.images.numpy()),
-            atomic.write_json(out / f"{how.name}.json", summary)])
+    records, written = write_dream(run.run_dir, result, targets, run.classes, how, size, args.seed, args.init)
+    _wrote(written)
     for r in records:
         prob = f"probability {r['probability']:.3f}  " if "probability" in r else ""
         print(f"{r['target']}: {prob}score {r['score']:.3f}  high-frequency energy {r['high_frequency_energy']:.3f}")
@@ -213,10 +154,8 @@ def cmd_dream(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- units
 def cmd_units(args: argparse.Namespace) -> int:
-    from cnnlab.explain.figures import selectivity_by_depth, top_images
-    from cnnlab.explain.overlay import save_arrays
-    from cnnlab.explain.selectivity import measure_selectivity, most_selective
-    from cnnlab.runs.plots import save_figure
+    from cnnlab.explain.artifacts import write_units
+    from cnnlab.explain.selectivity import measure_selectivity, selectivity_table
     from cnnlab.runs.evaluate import evaluation_images
 
     run, device = _load(args)
@@ -224,34 +163,11 @@ def cmd_units(args: argparse.Namespace) -> int:
     if len(data) == 0:
         raise UserError(f"no images to measure on in the {split} split: pass --data DIR")
     layers = measure_selectivity(run.model, data, run.norm, run.image_size, device)
-    out = _out_dir(run, "units")
-    summaries = [layer.summary() for layer in layers]
-    report = {"split": split, "images": len(data), "classes": run.classes,
-              "measured": "post-activation output of each conv block, spatial mean per image",
-              "layers": summaries,
-              "units": {layer.units.layer: {"selectivity": layer.index.tolist(),
-                                            "preferred_class": layer.class_means.argmax(1).tolist()} for layer in layers}}
-    best = most_selective(layers, args.top_units)
-    written = [
-        atomic.write_json(out / "units.json", report),
-        save_arrays(out / "units.npz",
-                    **{f"{layer.units.layer}.class_means": layer.class_means.numpy() for layer in layers}),
-        save_figure(selectivity_by_depth(layers, f"class selectivity by depth ({split}, {len(data)} images)"),
-                    out / "selectivity_by_depth.png"),
-        save_figure(top_images(best, data, args.top_images), out / "top_units.png"),
-    ]
+    summaries, written = write_units(run.run_dir, layers, data, split, run.classes, args.top_units, args.top_images)
     print(f"{split}: {len(data)} images")
     print(selectivity_table(summaries))
     _wrote(written)
     return 0
-
-
-def selectivity_table(summaries: list[dict]) -> str:
-    width = max([5, *(len(str(s["layer"])) for s in summaries)])
-    lines = [f"{'depth':>5}  {'layer':<{width}}  units  median   mean  >0.5   max   dead"]
-    lines += [f"{s['depth']:>5}  {s['layer']:<{width}}  {s['units']:>5}  {s['median']:.3f}  {s['mean']:.3f}  "
-              f"{s['fraction_above_0.5']:.2f}  {s['max']:.2f}  {s['dead_units']:>5}" for s in summaries]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -267,7 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         return p
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+        p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
 
     p = command("layers", cmd_layers, "list the model's layers (names for --layer) with types and output shapes")
@@ -281,7 +197,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class for every image")
     which.add_argument("--filter", type=int, metavar="K", help="explain the mean activation of filter K")
     p.add_argument("--filter-layer", metavar="NAME", help="layer of --filter (default: --layer)")
-    p.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
+    p.add_argument("--method", choices=list(CAM_METHODS), default="gradcam")
     p.add_argument("--alpha", type=float, default=0.5, help="opacity of the heat map over the image")
     p.add_argument("--batch-size", type=int, default=64, help="images explained per forward/backward pass")
     common(p)
@@ -299,7 +215,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="class to draw (repeatable; default: every class)")
     p.add_argument("--filter", type=int, action="append", metavar="K", help="draw filter K of --layer instead (repeatable)")
     p.add_argument("--layer", help="layer of --filter")
-    p.add_argument("--method", choices=["plain", "regularized"], default="regularized")
+    p.add_argument("--method", choices=list(RECIPES), default="regularized")
     p.add_argument("--steps", type=int, help="optimisation steps (default 1000)")
     p.add_argument("--size", type=int, help="image side in pixels (default: the run's input size)")
     p.add_argument("--init", metavar="IMAGE", help="start from this image instead of noise")

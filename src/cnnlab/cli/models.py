@@ -4,69 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
-
-import torch
+from dataclasses import asdict
 
 from cnnlab.errors import UserError
 
 
-def _norm_name(mean: tuple | None, std: tuple | None) -> str:
-    from cnnlab.models.backbones import HALF, IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
-
-    names = {(IMAGENET_MEAN, IMAGENET_STD): "imagenet", (HALF, HALF): "0.5/0.5", (LITE_MEAN, LITE_STD): "127/128"}
-    return "measured" if mean is None else names.get((tuple(mean), tuple(std)), "custom")  # type: ignore[arg-type]
-
-
-def count_parameters(name: str, num_classes: int) -> int:
-    """Parameters of the model for ``num_classes`` classes, built on the meta device (no memory, no init cost)."""
-    from cnnlab.models import create_model
-
-    with torch.device("meta"):
-        model = create_model(name, num_classes)
-    return sum(p.numel() for p in model.parameters())
-
-
-def model_rows(num_classes: int) -> list[dict[str, Any]]:
-    from cnnlab.models import list_models, model_info
-    from cnnlab.models.weights import available, weight_specs
-
-    rows = []
-    for name in list_models():
-        info = model_info(name)
-        specs, here = weight_specs(name), available(name)
-        rows.append({
-            "name": name,
-            "parameters": count_parameters(name, num_classes),
-            "default_image_size": info.default_image_size,
-            "min_image_size": info.min_image_size,
-            "normalization": _norm_name(info.mean, info.std),
-            "pretrained": [s.tag for s in here],
-            "pretrained_files": [s.filename for s in specs],
-            "description": info.description,
-        })
-    return rows
-
-
 def cmd_models(args: argparse.Namespace) -> int:
-    rows = model_rows(args.classes)
+    from cnnlab.models.catalog import model_summaries
+
+    rows = model_summaries(args.classes)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0
     head = f"{'model':<20} {'params':>8} {'size':>5} {'min':>4} {'norm':<9} pretrained weights here"
     print(head)
     print("-" * len(head))
     for r in rows:
-        p = r["parameters"]
+        p = r.parameters
         params = f"{p / 1e6:.1f}M" if p >= 1e6 else f"{p / 1e3:.0f}k"
-        if r["pretrained"]:
-            weights = "yes: " + ", ".join(r["pretrained"])
-        elif r["pretrained_files"]:
-            weights = f"no (cnnlab weights add {r['pretrained_files'][0]})"
+        if r.pretrained:
+            weights = "yes: " + ", ".join(r.pretrained)
+        elif r.pretrained_files:
+            weights = f"no (cnnlab weights add {r.pretrained_files[0]})"
         else:
             weights = "-"
-        print(f"{r['name']:<20} {params:>8} {r['default_image_size']:>5} {r['min_image_size']:>4} "
-              f"{r['normalization']:<9} {weights}")
+        print(f"{r.name:<20} {params:>8} {r.default_image_size:>5} {r.min_image_size:>4} {r.normalization:<9} {weights}")
     from cnnlab.models.weights import hub_checkpoints_dir
 
     print(f"\nparameters for {args.classes} classes; size: default input size, min: smallest accepted; "

@@ -9,8 +9,12 @@ from typing import Any
 
 import yaml
 
+from cnnlab.data.augment import PRESETS
 from cnnlab.errors import UserError
-from cnnlab.runs.config import OPTIMIZERS, SCHEDULES, TrainConfig, read_yaml
+from cnnlab.models.layers import ACTIVATIONS, POOLINGS
+from cnnlab.runs.checkpoint import CHECKPOINTS
+from cnnlab.runs.config import UNFREEZE, TrainConfig, read_yaml
+from cnnlab.train.optim import OPTIMIZERS, SCHEDULES, check_choices
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -31,13 +35,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-fraction", type=float, help="fraction of each class held out for validation (0.2)")
     g.add_argument("--cache-dir", help="keep decoded images here, reused while the files are unchanged")
     g.add_argument("--shapes-per-class", type=int, help="images per class of the built-in shapes dataset (300)")
-    g.add_argument("--augment", choices=["none", "light", "standard", "strong"], help="augmentation preset (light)")
+    g.add_argument("--augment", choices=list(PRESETS), help="augmentation preset (light)")
     g.add_argument("--aug", action="append", type=_key_value, metavar="NAME=STRENGTH",
                    help="override one augmentation, e.g. --aug rotation=15 --aug vflip=0")
     g = p.add_argument_group("model")
     g.add_argument("--model", help="registry name (see `cnnlab models`; default ahe_cnn)")
-    g.add_argument("--pooling", choices=["max", "avg", "conv"], help="ahe_cnn downsampling")
-    g.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "sigmoid", "gelu"], help="activation of ahe_cnn, plain_cnn, residual_cnn")
+    g.add_argument("--pooling", choices=list(POOLINGS), help="ahe_cnn downsampling")
+    g.add_argument("--activation", choices=list(ACTIVATIONS), help="activation of ahe_cnn, plain_cnn, residual_cnn")
     g.add_argument("--dropout", type=float, help="dropout rate before each fully connected layer")
     g.add_argument("--model-option", action="append", type=_key_value, metavar="KEY=VALUE", help="any model builder option")
     g = p.add_argument_group("transfer learning")
@@ -56,7 +60,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "factor more (e.g. 0.1: head lr, top stage lr/10, ...); default 1")
     g.add_argument("--freeze-epochs", type=int, metavar="E", help="train the head alone for E epochs first, then "
                    "unfreeze with a fresh schedule")
-    g.add_argument("--unfreeze", choices=["all", "gradual"], help="after --freeze-epochs: unfreeze at once, or one "
+    g.add_argument("--unfreeze", choices=UNFREEZE, help="after --freeze-epochs: unfreeze at once, or one "
                    "stage per epoch (all)")
     g.add_argument("--feature-cache", action=argparse.BooleanOptionalAction, default=None,
                    help="while the backbone is frozen and augmentation off, train the head on cached features (on)")
@@ -65,12 +69,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", help="micro-batch size, or 'all' for full-batch gradient descent (32)")
     g.add_argument("--accumulate", type=int, help="micro-batches per optimiser step (exact accumulation)")
-    g.add_argument("--optimizer", choices=OPTIMIZERS)
+    g.add_argument("--optimizer", choices=list(OPTIMIZERS))
     g.add_argument("--lr", type=float)
     g.add_argument("--momentum", type=float)
     g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--weight-decay", type=float)
-    g.add_argument("--schedule", choices=SCHEDULES)
+    g.add_argument("--schedule", choices=list(SCHEDULES))
     g.add_argument("--step-epochs", type=int)
     g.add_argument("--step-gamma", type=float)
     g.add_argument("--label-smoothing", type=float)
@@ -111,7 +115,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     aug = dict(settings.get("augment_options") or {})
     aug.update(dict(args.aug or []))
     settings["augment_options"] = aug
-    return TrainConfig.from_dict(settings, where=args.config or "flags").validate()
+    return check_choices(TrainConfig.from_dict(settings, where=args.config or "flags").validate())
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -180,6 +184,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("images", nargs="+", metavar="IMAGE")
             p.add_argument("--top-k", type=int, default=3)
             p.add_argument("--json", action="store_true", help="print JSON instead of text")
-        p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+        p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
         p.add_argument("--device", default="auto")
         p.set_defaults(func=func)

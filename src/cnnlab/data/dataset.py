@@ -1,4 +1,5 @@
-"""Where data enters cnnlab: the built-in ``shapes`` set or a folder, decoded once, split once.
+"""Where data enters cnnlab: a built-in generated set (``GENERATED``: shapes) or a folder, decoded once,
+split once.
 
 ``load_images`` gives every image of a source (optionally from a disk cache keyed by the file list,
 sizes, modification times and image size, so a changed file invalidates it); ``load_data`` adds the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,13 +49,24 @@ class DataBundle:
         return self.train.classes
 
 
+def _shapes(per_class: int, image_size: int, seed: int) -> ImageSet:
+    s = make_shapes(per_class, image_size, seed)
+    names = [f"shapes/{i:05d}" for i in range(len(s.labels))]
+    return ImageSet(s.images, s.labels, names, list(s.classes), s.masks)
+
+
+# Built-in generated datasets by the name `--data` takes (no files): a new one is a function
+# (images per class, image size, seed) -> ImageSet and one entry here.
+GENERATED: dict[str, Callable[[int, int, int], ImageSet]] = {SHAPES: _shapes}
+
+
 def load_images(
     data: str | None, image_size: int, cache_dir: str | None = None, shapes_per_class: int = 300, shapes_seed: int = 0
 ) -> SourceImages:
-    if data in (None, SHAPES):
-        s = make_shapes(shapes_per_class, image_size, shapes_seed)
-        names = [f"shapes/{i:05d}" for i in range(len(s.labels))]
-        return SourceImages(ImageSet(s.images, s.labels, names, list(s.classes), s.masks))
+    """Every image of a built-in generated dataset (``data`` None: shapes) or of a folder."""
+    name = data or SHAPES
+    if name in GENERATED:
+        return SourceImages(GENERATED[name](shapes_per_class, image_size, shapes_seed))
     layout = find_layout(data)
     if cache_dir is None:
         return _decode_layout(layout, image_size)

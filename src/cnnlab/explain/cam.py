@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.data.batch import prepare
+from cnnlab.data.normalize import Normalization
 from cnnlab.explain.hooks import capture
 from cnnlab.explain.targets import ClassTarget, Target, target_layers, target_scores
 from cnnlab.models.outputs import logits_of
@@ -99,7 +101,18 @@ class GradCAMPlusPlus(BaseCAM):
         return (alpha * F.relu(gradients)).sum((2, 3))
 
 
+# The registry: a new method is a BaseCAM subclass above and one entry here. `cnnlab explain gradcam
+# --method` offers every entry, and tests/test_explain_cam.py runs its invariants on each.
 CAM_METHODS: dict[str, type[BaseCAM]] = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
+
+
+def explain_in_batches(
+    cam: BaseCAM, images: torch.Tensor, norm: Normalization, device: torch.device, target: Target | None,
+    batch_size: int,
+) -> CamResult:
+    """Explain uint8 ``images`` (N x 3 x H x W) ``batch_size`` at a time, so memory stays bounded."""
+    return CamResult.cat([cam(prepare(images[i : i + batch_size], norm, device), target)
+                          for i in range(0, len(images), batch_size)])
 
 
 def upsample_and_scale(raw: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:

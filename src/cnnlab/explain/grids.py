@@ -13,8 +13,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.data.batch import prepare
+from cnnlab.data.normalize import Normalization
 from cnnlab.errors import UserError
+from cnnlab.explain.hooks import capture
 from cnnlab.explain.overlay import mosaic, scale_each
+
+
+@torch.no_grad()
+def layer_activations(
+    model: nn.Module, images: torch.Tensor, norm: Normalization, device: torch.device, layer: str
+) -> torch.Tensor:
+    """The output of ``layer`` for uint8 ``images`` (N x 3 x H x W): N x C x h x w float, on the CPU."""
+    with capture(model, [layer]) as cap:
+        model(prepare(images, norm, device))
+    return cap.activations[layer].float().cpu()
 
 
 def grid_columns(n: int) -> int:

@@ -97,3 +97,12 @@ def most_selective(layers: list[LayerSelectivity], per_layer: int) -> list[tuple
     """The ``per_layer`` most selective units of each layer, as (layer, channel) pairs."""
     return [(layer, int(c)) for layer in layers
             for c in layer.index.argsort(descending=True)[: min(per_layer, len(layer.index))]]
+
+
+def selectivity_table(summaries: list[dict]) -> str:
+    """``LayerSelectivity.summary()`` rows as a fixed-width text table, one line per layer."""
+    width = max([5, *(len(str(s["layer"])) for s in summaries)])
+    lines = [f"{'depth':>5}  {'layer':<{width}}  units  median   mean  >0.5   max   dead"]
+    lines += [f"{s['depth']:>5}  {s['layer']:<{width}}  {s['units']:>5}  {s['median']:.3f}  {s['mean']:.3f}  "
+              f"{s['fraction_above_0.5']:.2f}  {s['max']:.2f}  {s['dead_units']:>5}" for s in summaries]
+    return "\n".join(lines)

@@ -6,9 +6,9 @@ to a feature vector and keeps the original parameter names (a published state_di
 after dropping the replaced layer); ``head`` is a new ``ClassifierHead`` for the dataset's classes.
 
 The body is cut into *stages*, earliest first, at the points where the spatial resolution halves
-(stride 2, 4, 8, 16, 32: the "natural stages" timm calls feature levels), plus a ``pre_logits``
-stage for networks whose ImageNet classifier has hidden layers (VGG's fc6/fc7, MobileNetV3's first
-linear layer). ``set_trainable_stages(n)`` makes the head and the top ``n`` stages trainable; frozen
+(stride 2, 4, 8, 16, 32: the "natural stages" timm calls feature levels; for a model timm builds,
+read from its ``feature_info``), plus a ``pre_logits`` stage for networks whose ImageNet classifier
+has hidden layers (VGG's fc6/fc7, MobileNetV3's first linear layer). ``set_trainable_stages(n)`` makes the head and the top ``n`` stages trainable; frozen
 stages stay in eval mode whenever the model is put in training mode, so their BatchNorm running
 statistics never change and their dropout is off (with ``train_bn`` the frozen stages' BatchNorm
 layers keep training, as fastai's ``train_bn``).
@@ -34,6 +34,7 @@ LITE_STD = (128 / 255,) * 3
 DEFAULT_DROPOUT = 0.2
 
 _BN = nn.modules.batchnorm._BatchNorm
+StageSplit = Callable[[nn.Module, list[str]], list[tuple[str, list[str]]]]  # (body, child paths) -> named stages
 
 
 class ClassifierHead(nn.Sequential):
@@ -224,6 +225,26 @@ def stages_by_resolution(body: nn.Module, paths: list[str]) -> list[tuple[str, l
     return [(f"stage{i + 1}", g) for i, g in enumerate(merged)]
 
 
+def stages_from_feature_info(body: nn.Module, paths: list[str]) -> list[tuple[str, list[str]]]:
+    """Stages of a timm model from its ``feature_info``, which names the module where each feature
+    level (reduction 2, 4, ... 32) is read. A path (a body child, in forward order) belongs to the
+    first level read after its last parameterised module has run (``order`` is registration order,
+    which timm keeps in forward order), so a level read at the entry of the next block (legacy
+    Xception's ``block2.rep.0``) still ends before that block; paths after the last level join it."""
+    order = {name: i for i, (name, _) in enumerate(body.named_modules())}
+    ends = [order[f["module"]] for f in body.feature_info]
+
+    def last_weights(path: str) -> int:
+        with_params = [order[name] for name, m in body.get_submodule(path).named_modules(prefix=path)
+                       if next(m.parameters(recurse=False), None) is not None]
+        return max(with_params, default=order[path])
+
+    groups: list[list[str]] = [[] for _ in ends]
+    for p in paths:
+        groups[min(sum(last_weights(p) > end for end in ends), len(ends) - 1)].append(p)
+    return [(f"stage{i + 1}", g) for i, g in enumerate(groups) if g]
+
+
 def _children(prefix: str, seq: nn.Module) -> list[str]:
     return [f"{prefix}.{name}" for name, _ in seq.named_children()]
 
@@ -236,10 +257,11 @@ def _replace(body: nn.Module, paths: list[str]) -> None:
 
 def _transfer(body: nn.Module, num_classes: int, features: int, stage_paths: list[str], replaced: list[str],
               dropout: float, hidden: int, pre_logits: tuple[str, ...] = (), head_extras: tuple[str, ...] = (),
-              skip: tuple[str, ...] = ()) -> TransferModel:
+              skip: tuple[str, ...] = (), split: StageSplit = stages_by_resolution) -> TransferModel:
     """``replaced``: body modules that become Identity (the ImageNet classifier and its dropout);
-    ``skip``: further published-weight prefixes not loaded (re-initialised for the new classes)."""
-    stages = stages_by_resolution(body, stage_paths)
+    ``skip``: further published-weight prefixes not loaded (re-initialised for the new classes);
+    ``split`` cuts ``stage_paths`` into stages (timm models: by their ``feature_info``)."""
+    stages = split(body, stage_paths)
     if pre_logits:
         stages.append(("pre_logits", list(pre_logits)))
     _replace(body, replaced)
@@ -340,7 +362,8 @@ def _xception(num_classes: int, dropout: float, hidden: int) -> TransferModel:
 
     body = timm.create_model("legacy_xception", pretrained=False)
     paths = [n for n, _ in body.named_children() if n not in ("global_pool", "fc")]
-    return _transfer(body, num_classes, body.num_features, paths, ["fc"], dropout, hidden)
+    return _transfer(body, num_classes, body.num_features, paths, ["fc"], dropout, hidden,
+                     split=stages_from_feature_info)
 
 
 def _efficientnet_lite0(num_classes: int, dropout: float, hidden: int) -> TransferModel:

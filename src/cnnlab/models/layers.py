@@ -1,6 +1,9 @@
-"""Small building blocks shared by models: activation and pooling chosen by name."""
+"""Small building blocks shared by models: activation and downsampling chosen by name. The two
+registries are the one list of choices (``--activation`` and ``--pooling`` take theirs from here)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from torch import nn
 
@@ -13,7 +16,14 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU,
 }
-POOLINGS = ("max", "avg", "conv")
+
+# Halve the spatial size of a map with ``channels`` channels: max pool, average pool, or a learned
+# stride-2 3x3 convolution.
+POOLINGS: dict[str, Callable[[int], nn.Module]] = {
+    "max": lambda channels: nn.MaxPool2d(2),
+    "avg": lambda channels: nn.AvgPool2d(2),
+    "conv": lambda channels: nn.Conv2d(channels, channels, 3, stride=2, padding=1),
+}
 
 
 def activation(name: str) -> nn.Module:
@@ -23,11 +33,6 @@ def activation(name: str) -> nn.Module:
 
 
 def downsample(kind: str, channels: int) -> nn.Module:
-    """Halve the spatial size: max pool, average pool, or a learned stride-2 3x3 convolution."""
-    if kind == "max":
-        return nn.MaxPool2d(2)
-    if kind == "avg":
-        return nn.AvgPool2d(2)
-    if kind == "conv":
-        return nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-    raise UserError(f"unknown pooling '{kind}': choose one of {', '.join(POOLINGS)}")
+    if kind not in POOLINGS:
+        raise UserError(f"unknown pooling '{kind}': choose one of {', '.join(POOLINGS)}")
+    return POOLINGS[kind](channels)

@@ -20,8 +20,8 @@ import logging
 import os
 import re
 import shutil
+import socket
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,20 +145,21 @@ def _reason(e: BaseException) -> str:
 
 
 def download(url: str, dest: Path, hash_prefix: str | None = None, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """Fetch ``url`` into ``dest`` (temp file + rename), checking the sha256 prefix when given."""
-    logger.info(f"cnnlab: downloading {url} to {dest}")
-    digest = hashlib.sha256()
-
-    def write(tmp: Path) -> None:
-        req = urllib.request.Request(url, headers={"User-Agent": "cnnlab"})
-        with urllib.request.urlopen(req, timeout=timeout) as response, open(tmp, "wb") as out:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        if hash_prefix and not digest.hexdigest().startswith(hash_prefix):
-            raise OSError(f"downloaded file has sha256 {digest.hexdigest()[:12]}..., expected {hash_prefix}...")
-
-    return atomic.atomic_write(dest, write)
+    """Fetch ``url`` into ``dest`` with ``torch.hub.download_url_to_file``: a temp file beside ``dest``,
+    moved into place only when complete and, with ``hash_prefix``, only when its sha256 starts with it.
+    ``timeout`` bounds each socket operation (torch.hub has no timeout of its own), so an unreachable
+    host fails instead of hanging; any failure is an OSError."""
+    logger.info("downloading %s to %s", url, dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=hash_prefix, progress=False)
+    except RuntimeError as e:  # torch.hub's hash check
+        raise OSError(str(e)) from None
+    finally:
+        socket.setdefaulttimeout(before)
+    return dest
 
 
 def sha256_of(path: Path) -> str:

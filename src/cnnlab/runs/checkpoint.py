@@ -16,6 +16,7 @@ from cnnlab import atomic
 from cnnlab.errors import UserError
 
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINTS = ("best", "last")  # what a run keeps: the best epoch by the monitored metric, and the latest
 
 
 def checkpoint_path(run_dir: str | Path, which: str) -> Path:
