@@ -29,11 +29,11 @@ class EmbedConfig:
     augment: str = "light"
     # model
     model: str = "ahe_cnn"
-    model_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=lambda: {"dropout": 0.0})  # dropout hurt on ORL
     pretrained: bool | str = False
     dim: int = 128
     # training
-    loss: str = "triplet"
+    loss: str = "arcface"
     margin: float | None = None  # None: the loss's default (triplet 0.2, contrastive 0.5, arcface 28.6 degrees)
     ids_per_batch: int = 16  # P of a P x K batch
     images_per_id: int = 4  # K of a P x K batch (with one image per identity: K augmented views)

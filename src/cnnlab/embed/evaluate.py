@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab import atomic
-from cnnlab.embed.encoders import Eigenfaces, Encoder, imagenet_encoder
+from cnnlab.data.imageset import ImageSet
+from cnnlab.embed.encoders import Eigenfaces, imagenet_encoder
 from cnnlab.embed.plots import plot_cmc, plot_distances, plot_roc
-from cnnlab.embed.protocol import ProtocolResult, evaluate_protocol
+from cnnlab.embed.protocol import Encoder, ProtocolResult, evaluate_protocol
 from cnnlab.embed.run import LoadedEmbedder
 from cnnlab.errors import UserError
 
@@ -28,7 +29,7 @@ class RunEvaluation:
     out_dir: Path
 
 
-def baseline_encoders(run: LoadedEmbedder, train_images) -> dict[str, Encoder]:  # type: ignore[no-untyped-def]
+def baseline_encoders(run: LoadedEmbedder, train_images: ImageSet) -> dict[str, Encoder]:
     return {"eigenfaces": Eigenfaces(train_images, seed=run.config.seed),
             "imagenet_mobilenet_v2": imagenet_encoder(run.encoder.device)}
 
