@@ -101,10 +101,12 @@ def results_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def _embed_files(run, paths: list[str]):  # type: ignore[no-untyped-def]
+def _embed_files(run, paths: list[str], detect: bool):  # type: ignore[no-untyped-def]
     from cnnlab.data.files import load_image_files
+    from cnnlab.embed.detect import detect_largest_faces
 
-    return run.encoder(load_image_files(paths, run.image_size))
+    images = detect_largest_faces(paths, run.image_size) if detect else load_image_files(paths, run.image_size)
+    return run.encoder(images)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -116,7 +118,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         gallery.check_model(run.fingerprint, args.gallery)
     else:
         gallery = Gallery(run.fingerprint)
-    gallery.add(_embed_files(run, args.images), [args.name] * len(args.images), list(args.images))
+    gallery.add(_embed_files(run, args.images, args.detect), [args.name] * len(args.images), list(args.images))
     save_gallery(args.gallery, gallery)
     print(f"enrolled {len(args.images)} image(s) of {args.name}; {args.gallery} holds {len(gallery.names)} image(s) "
           f"of {len(gallery.people())} people")
@@ -140,7 +142,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     rows = [i for i, n in enumerate(gallery.names) if n == args.claimed]
     if not rows:
         raise UserError(f"'{args.claimed}' is not enrolled in {args.gallery}: enrolled are {', '.join(gallery.people()[:10])}")
-    distance = float(search_exact(gallery.embeddings[rows], _embed_files(run, [args.image]), k=1)[0][0, 0])
+    distance = float(search_exact(gallery.embeddings[rows], _embed_files(run, [args.image], args.detect), k=1)[0][0, 0])
     same = distance <= threshold
     answer = {"image": args.image, "claimed": args.claimed, "distance": distance, "threshold": threshold, "match": same}
     if args.json:
@@ -156,7 +158,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
     run = _load(args)
     gallery, threshold = _gallery_and_threshold(args, run)
-    top = nearest_people(gallery, _embed_files(run, [args.image]), args.top_k)[0]
+    top = nearest_people(gallery, _embed_files(run, [args.image], args.detect), args.top_k)[0]
     best_name, best = top[0]
     answer = {"image": args.image, "threshold": threshold, "identity": best_name if best <= threshold else None,
               "candidates": [{"name": n, "distance": d} for n, d in top]}
@@ -186,6 +188,11 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
 
 
+def _add_detect_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detect", action="store_true", help="crop the largest face first (MTCNN from facenet-pytorch, "
+                   "an optional package: pip install --no-deps facenet-pytorch==2.6.0 requests)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     embed = sub.add_parser("embed", help="face embeddings: train, evaluate, enroll, verify, identify")
     cmds = embed.add_subparsers(dest="embed_command", metavar="SUBCOMMAND", required=True)
@@ -207,6 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("gallery", metavar="GALLERY", help="gallery file, e.g. people.gallery")
     p.add_argument("--name", required=True, help="the person's name")
     p.add_argument("images", nargs="+", metavar="IMAGE")
+    _add_detect_argument(p)
     p.set_defaults(func=cmd_enroll)
 
     for name, func, help_ in (("verify", cmd_verify, "is IMAGE the enrolled person NAME? (1:1)"),
@@ -221,6 +229,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--top-k", type=int, default=5, help="candidates to list (5)")
         p.add_argument("--threshold", type=float, help="distance threshold (default: the one `embed evaluate` calibrated)")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
+        _add_detect_argument(p)
         p.set_defaults(func=func)
 
     p = cmds.add_parser("experiment", help="one-per-person: can one photo per person train an embedding?")
