@@ -29,15 +29,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cnnlab.embed.config import EmbedConfig  # noqa: E402
-from cnnlab.embed.data import load_faces  # noqa: E402
-from cnnlab.embed.encoders import Eigenfaces, imagenet_encoder  # noqa: E402
+from cnnlab.embed.evaluate import baseline_results  # noqa: E402
 from cnnlab.embed.protocol import evaluate_protocol  # noqa: E402
 from cnnlab.embed.run import load_embedder  # noqa: E402
 from cnnlab.embed.trainer import EmbedTrainer  # noqa: E402
 
 ORL = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "orl_att"
 METRICS = (("eer", "EER"), ("tar_at_far_1pct", "TAR@FAR=1%"), ("rank1", "rank-1 (5 enrolled)"))
-IMAGENET_SIZE = 112
 
 
 def one_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, dict]:
@@ -47,12 +45,11 @@ def one_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, dict]:
     trainer = EmbedTrainer(cfg)
     split = trainer.split
     cnn = load_embedder(trainer.fit(), "best").encoder  # the epoch with the lowest dev EER (dev people only)
-    large = load_faces(cfg, IMAGENET_SIZE)  # the same people (same seed), at the ImageNet network's size
+    baselines = baseline_results(cfg, split, "eer", 5, torch.device("cpu"))
     return {
         "CNN (ahe_cnn, ArcFace)": evaluate_protocol(cnn, split, seed=seed).summary(),
-        "Eigenfaces (PCA)": evaluate_protocol(Eigenfaces(split.train, seed=seed), split, seed=seed).summary(),
-        "ImageNet MobileNetV2": evaluate_protocol(imagenet_encoder(torch.device("cpu"), image_size=IMAGENET_SIZE),
-                                                  large, seed=seed).summary(),
+        "Eigenfaces (PCA)": baselines["eigenfaces"].summary(),
+        "ImageNet MobileNetV2": baselines["imagenet_mobilenet_v2"].summary(),
     }
 
 
