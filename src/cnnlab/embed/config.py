@@ -32,6 +32,7 @@ class EmbedConfig:
     model_options: dict[str, Any] = field(default_factory=lambda: {"dropout": 0.0})  # dropout hurt on ORL
     pretrained: bool | str = False
     dim: int = 128
+    freeze_backbone: bool = False  # train only the projection head on a frozen pretrained transfer backbone
     # training
     loss: str = "arcface"
     margin: float | None = None  # None: the loss's default (triplet 0.2, contrastive 0.5, arcface 28.6 degrees)
@@ -55,6 +56,9 @@ class EmbedConfig:
             raise UserError(f"--images-per-id must be at least 2 for the {self.loss} loss (it needs positive pairs)")
         if self.lr <= 0:
             raise UserError(f"--lr must be positive, not {self.lr}")
+        if self.freeze_backbone and not self.pretrained:
+            raise UserError("--freeze-backbone keeps the backbone as it starts: add --pretrained (a random frozen "
+                            "backbone learns nothing)")
         if self.image_size is not None and self.image_size < 8:
             raise UserError(f"--image-size must be at least 8, not {self.image_size}")
         return self

@@ -34,15 +34,15 @@ class NetEncoder:
         return F.normalize(predict_logits(self.model, images, self.norm, self.device, self.batch_size), dim=1)
 
 
-class _PooledFeatures(nn.Module):
-    """A transfer model's backbone features at a fixed input size (resized inside)."""
+class PooledFeatures(nn.Module):
+    """A transfer model's backbone features, at a fixed input size when ``image_size`` is given."""
 
-    def __init__(self, model: nn.Module, image_size: int) -> None:
+    def __init__(self, model: nn.Module, image_size: int | None = None) -> None:
         super().__init__()
         self.model, self.image_size = model, image_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.image_size:
+        if self.image_size is not None and x.shape[-1] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True)
         return self.model.features(x)
 
@@ -53,7 +53,7 @@ def imagenet_encoder(device: torch.device, model: str = "mobilenet_v2", image_si
     net = create_model(model, 1)
     load_initial_weights(net, model, True, None)
     info = model_info(model)
-    return NetEncoder(_PooledFeatures(net, image_size).to(device).eval(), Normalization(info.mean, info.std), device)
+    return NetEncoder(PooledFeatures(net, image_size).to(device).eval(), Normalization(info.mean, info.std), device)
 
 
 class Eigenfaces:

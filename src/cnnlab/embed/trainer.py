@@ -25,18 +25,20 @@ from cnnlab.data.split import IdentitySplit
 from cnnlab.device import pick_device
 from cnnlab.embed.config import EmbedConfig
 from cnnlab.embed.data import load_faces
-from cnnlab.embed.encoders import NetEncoder
+from cnnlab.embed.encoders import NetEncoder, PooledFeatures
 from cnnlab.embed.losses import build_loss, pk_batches
 from cnnlab.embed.plots import plot_embed_curves
 from cnnlab.embed.protocol import pair_distances
 from cnnlab.errors import UserError
 from cnnlab.metrics.verification import eer, roc
 from cnnlab.models import model_info
+from cnnlab.models.backbones import TransferModel
 from cnnlab.models.embedding import create_embedding_model
 from cnnlab.models.weights import load_initial_weights
 from cnnlab.runs import run as runs
-from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.runs.checkpoint import load_checkpoint, save_epoch_checkpoints
 from cnnlab.runs.history import write_history
+from cnnlab.runs.inference import predict_logits
 
 log = logging.getLogger("cnnlab")
 SPLITS = ("train", "dev", "test")
@@ -66,16 +68,21 @@ class EmbedTrainer:
         self.model = create_embedding_model(cfg.model, cfg.dim, **cfg.model_options)
         if checkpoint is None and cfg.pretrained:
             log.info(load_initial_weights(self.model.net, cfg.model, cfg.pretrained, None))
+        if cfg.freeze_backbone:
+            if not isinstance(self.model.net, TransferModel):
+                raise UserError(f"--freeze-backbone needs a transfer backbone such as mobilenet_v2, not {cfg.model}")
+            self.model.net.set_trainable_stages(0)
         self.model.to(self.device)
         self.loss, self.miner = build_loss(cfg, len(self.split.train.classes))
         self.loss.to(self.device)
-        params = [*self.model.parameters(), *self.loss.parameters()]
+        params = [*(p for p in self.model.parameters() if p.requires_grad), *self.loss.parameters()]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.batch_size = min(cfg.ids_per_batch, len(self.split.train.classes)) * cfg.images_per_id
         self.steps_per_epoch = max(1, len(self.split.train) // self.batch_size)
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, cfg.epochs * self.steps_per_epoch)
         self.aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.epoch, self.history, self.best = 0, [], None
+        self.cache = self._backbone_features() if cfg.freeze_backbone and self.augment.is_identity() else None
         if checkpoint is not None:
             self.run_dir = Path(run_dir)  # type: ignore[arg-type]
             self._restore(checkpoint)
@@ -137,6 +144,13 @@ class EmbedTrainer:
                      loss, dev_eer, row["images_per_s"], row["epoch_time_s"])
         return self.run_dir
 
+    def _backbone_features(self) -> dict[str, torch.Tensor]:
+        """Train and dev images through the frozen backbone, once: with no augmentation the backbone's
+        output never changes, so each epoch trains the head on these vectors."""
+        body = PooledFeatures(self.model.net)
+        return {name: predict_logits(body, getattr(self.split, name).images, self.norm, self.device,
+                                     self.cfg.eval_batch_size).to(self.device) for name in ("train", "dev")}
+
     def train_epoch(self) -> float:
         self.model.train()
         train = self.split.train
@@ -144,10 +158,12 @@ class EmbedTrainer:
                              seed=self.cfg.seed * 100_003 + self.epoch)
         total, count = 0.0, 0
         for index, seed in zip(batches, batch_seeds(len(batches), self.aug_gen)):
-            g = torch.Generator(device=self.device).manual_seed(seed)
-            x = prepare(train.images[index], self.norm, self.device, self.augment, g)
             y = train.labels[index].to(self.device)
-            emb = self.model(x)
+            if self.cache is not None:
+                emb = self.model.project(self.cache["train"][index.to(self.device)])
+            else:
+                g = torch.Generator(device=self.device).manual_seed(seed)
+                emb = self.model(prepare(train.images[index], self.norm, self.device, self.augment, g))
             loss = self.loss(emb, y, self.miner(emb, y)) if self.miner is not None else self.loss(emb, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -159,14 +175,17 @@ class EmbedTrainer:
     def encoder(self) -> NetEncoder:
         return NetEncoder(self.model, self.norm, self.device, self.cfg.eval_batch_size)
 
+    @torch.no_grad()
     def dev_eer(self) -> float:
-        pairs = pair_distances(self.encoder()(self.split.dev.images), self.split.dev.labels)
+        if self.cache is not None:
+            self.model.eval()
+            embeddings = self.model.project(self.cache["dev"]).cpu()
+        else:
+            embeddings = self.encoder()(self.split.dev.images)
+        pairs = pair_distances(embeddings, self.split.dev.labels)
         return eer(roc(pairs.genuine, pairs.impostor)) if pairs.genuine.size else math.nan
 
     def _save(self, improved: bool) -> None:
-        state = self.state()
-        save_checkpoint(self.run_dir, "last", state)
-        if improved:
-            save_checkpoint(self.run_dir, "best", state)
+        save_epoch_checkpoints(self.run_dir, self.state(), improved)
         write_history(self.run_dir, self.history)
         plot_embed_curves(self.history, self.run_dir / "curves.png")

@@ -28,6 +28,11 @@ class EmbeddingNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(logits_of(self.net(x)).float(), dim=1)
 
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """Embeddings from a transfer backbone's feature vectors (``net.features(x)``): the projection
+        head and L2 normalisation only, for training on features computed once by a frozen backbone."""
+        return F.normalize(self.net.head(features).float(), dim=1)
+
 
 def create_embedding_model(model: str, dim: int, **options: Any) -> EmbeddingNet:
     return EmbeddingNet(create_model(model, dim, **options))
