@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 from dataclasses import fields
 from pathlib import Path
 
 from cnnlab.errors import UserError
-
-
-def _log_to_stderr() -> None:
-    """Progress messages of the library (logger ``cnnlab``) as plain lines on stderr."""
-    logger = logging.getLogger("cnnlab")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 def _add_data_arguments(g: argparse._ArgumentGroup) -> None:
@@ -60,7 +48,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.embed.config import EmbedConfig
     from cnnlab.embed.trainer import EmbedTrainer
 
-    _log_to_stderr()
     settings = {f.name: getattr(args, f.name) for f in fields(EmbedConfig) if getattr(args, f.name, None) is not None}
     if args.resume:
         given = sorted(set(settings) - {"epochs"})
@@ -177,7 +164,6 @@ def cmd_identify(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     from cnnlab.embed.experiment import one_per_person
 
-    _log_to_stderr()
     table = one_per_person(args.data, epochs=args.epochs, seed=args.seed or 0, device=args.device or "auto",
                            scale=args.scale)
     print(table.render())

@@ -37,7 +37,6 @@ from cnnlab.models.embedding import create_embedding_model
 from cnnlab.models.weights import load_initial_weights
 from cnnlab.runs import run as runs
 from cnnlab.runs.checkpoint import load_checkpoint, save_epoch_checkpoints
-from cnnlab.runs.history import write_history
 from cnnlab.runs.inference import predict_logits
 
 log = logging.getLogger("cnnlab")
@@ -187,5 +186,6 @@ class EmbedTrainer:
 
     def _save(self, improved: bool) -> None:
         save_epoch_checkpoints(self.run_dir, self.state(), improved)
-        write_history(self.run_dir, self.history)
+        atomic.write_json(self.run_dir / "history.json", self.history)
+        atomic.write_csv(self.run_dir / "history.csv", self.history)
         plot_embed_curves(self.history, self.run_dir / "curves.png")
