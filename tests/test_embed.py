@@ -162,3 +162,5 @@ def test_frozen_pretrained_backbone_trains_only_the_projection_head(tmp_path):
     # the cached features give the same embeddings as the whole network
     images = trainer.split.dev.images[:5]
     assert torch.allclose(trainer.model.project(trainer.cache["dev"][:5]).cpu(), trainer.encoder()(images), atol=1e-5)
+    resumed = EmbedTrainer.resume(cfg.output, epochs=3)  # features from the checkpoint's backbone, not a fresh one
+    assert torch.allclose(resumed.cache["dev"], trainer.cache["dev"], atol=1e-5)

@@ -8,6 +8,7 @@ from cnnlab.data.split import IdentitySplit, identity_split, select_identities
 from cnnlab.embed.config import EmbedConfig
 from cnnlab.errors import UserError
 
+SPLITS = ("train", "dev", "test")
 DATASET_SEED = 0  # the generated people are the same in every run; --seed changes who goes where
 
 

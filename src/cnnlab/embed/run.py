@@ -10,13 +10,11 @@ import torch
 from cnnlab.data.normalize import Normalization
 from cnnlab.data.split import IdentitySplit
 from cnnlab.embed.config import EmbedConfig
-from cnnlab.embed.data import load_faces
+from cnnlab.embed.data import SPLITS, load_faces
 from cnnlab.embed.encoders import NetEncoder
 from cnnlab.errors import UserError
 from cnnlab.models.embedding import EmbeddingNet, create_embedding_model, fingerprint
 from cnnlab.runs.checkpoint import load_checkpoint
-
-SPLITS = ("train", "dev", "test")
 
 
 @dataclass

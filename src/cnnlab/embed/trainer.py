@@ -24,7 +24,7 @@ from cnnlab.data.normalize import Normalization
 from cnnlab.data.split import IdentitySplit
 from cnnlab.device import pick_device
 from cnnlab.embed.config import EmbedConfig
-from cnnlab.embed.data import load_faces
+from cnnlab.embed.data import SPLITS, load_faces
 from cnnlab.embed.encoders import NetEncoder, PooledFeatures
 from cnnlab.embed.losses import build_loss, pk_batches
 from cnnlab.embed.plots import plot_embed_curves
@@ -40,7 +40,6 @@ from cnnlab.runs.checkpoint import load_checkpoint, save_epoch_checkpoints
 from cnnlab.runs.inference import predict_logits
 
 log = logging.getLogger("cnnlab")
-SPLITS = ("train", "dev", "test")
 
 
 def image_size_for(cfg: EmbedConfig) -> int:
@@ -81,7 +80,6 @@ class EmbedTrainer:
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, cfg.epochs * self.steps_per_epoch)
         self.aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.epoch, self.history, self.best = 0, [], None
-        self.cache = self._backbone_features() if cfg.freeze_backbone and self.augment.is_identity() else None
         if checkpoint is not None:
             self.run_dir = Path(run_dir)  # type: ignore[arg-type]
             self._restore(checkpoint)
@@ -90,6 +88,8 @@ class EmbedTrainer:
             atomic.write_text(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
             for name in SPLITS:
                 runs.write_split(self.run_dir, name, getattr(self.split, name))
+        # after _restore: a resumed run's frozen backbone is the checkpoint's
+        self.cache = self._backbone_features() if cfg.freeze_backbone and self.augment.is_identity() else None
 
     @classmethod
     def resume(cls, run_dir: str | Path, epochs: int | None = None) -> EmbedTrainer:
