@@ -7,7 +7,10 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+from cnnlab.data.augment import PRESETS
+from cnnlab.embed.config import LOSSES
 from cnnlab.errors import UserError
+from cnnlab.runs.checkpoint import CHECKPOINTS
 
 
 def _add_data_arguments(g: argparse._ArgumentGroup) -> None:
@@ -27,13 +30,13 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     _add_data_arguments(p.add_argument_group("data"))
     g = p.add_argument_group("training")
     g.add_argument("--train-per-identity", type=int, metavar="N", help="use only each training person's first N images")
-    g.add_argument("--augment", choices=["none", "light", "standard", "strong"], help="augmentation preset (light)")
+    g.add_argument("--augment", choices=list(PRESETS), help="augmentation preset (light)")
     g.add_argument("--model", help="registry backbone (ahe_cnn; see `cnnlab models`)")
     g.add_argument("--pretrained", nargs="?", const=True, metavar="TAG", help="start from the backbone's ImageNet weights")
     g.add_argument("--dim", type=int, help="embedding size (128)")
     g.add_argument("--freeze-backbone", action="store_const", const=True, help="train only the projection head on a "
                    "frozen --pretrained backbone (with --augment none its features are computed once)")
-    g.add_argument("--loss", choices=["triplet", "contrastive", "arcface"], help="metric-learning loss (arcface)")
+    g.add_argument("--loss", choices=LOSSES, help="metric-learning loss (arcface)")
     g.add_argument("--margin", type=float, help="the loss's margin (triplet 0.2, contrastive 1.0, arcface 28.6 degrees)")
     g.add_argument("--ids-per-batch", type=int, metavar="P", help="people per batch (16)")
     g.add_argument("--images-per-id", type=int, metavar="K", help="images per person per batch (4)")
@@ -172,7 +175,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab embed train`")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
     p.add_argument("--device", default="auto")
 
 
