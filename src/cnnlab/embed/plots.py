@@ -11,6 +11,11 @@ from cnnlab.embed.protocol import ProtocolResult
 from cnnlab.runs.plots import save_figure
 
 
+def _save(fig: Figure, path: str | Path) -> Path:
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_embed_curves(history: list[dict[str, float]], path: str | Path) -> Path:
     """Training loss and dev EER per epoch."""
     fig = Figure(figsize=(8, 3.4))
@@ -21,8 +26,7 @@ def plot_embed_curves(history: list[dict[str, float]], path: str | Path) -> Path
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return _save(fig, path)
 
 
 def plot_roc(result: ProtocolResult, path: str | Path) -> Path:
@@ -38,8 +42,7 @@ def plot_roc(result: ProtocolResult, path: str | Path) -> Path:
     ax.set_title("ROC, test identities")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return _save(fig, path)
 
 
 def plot_cmc(result: ProtocolResult, path: str | Path) -> Path:
@@ -52,8 +55,7 @@ def plot_cmc(result: ProtocolResult, path: str | Path) -> Path:
     ax.set_title(f"CMC, {result.n_enrolled} enrolled per person")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return _save(fig, path)
 
 
 def plot_distances(result: ProtocolResult, path: str | Path) -> Path:
@@ -67,5 +69,4 @@ def plot_distances(result: ProtocolResult, path: str | Path) -> Path:
     ax.set_ylabel("density")
     ax.set_title("test pairs")
     ax.legend()
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return _save(fig, path)
