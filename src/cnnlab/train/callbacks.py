@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from cnnlab import atomic
-from cnnlab.runs.checkpoint import save_checkpoint
+from cnnlab.runs.checkpoint import save_epoch_checkpoints
 from cnnlab.runs.plots import plot_curves
 
 if TYPE_CHECKING:
@@ -78,10 +78,8 @@ class Checkpoints(Callback):
     """``checkpoints/last.pt`` every epoch, ``checkpoints/best.pt`` when the monitored value improved."""
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
-        state = trainer.state()
-        save_checkpoint(trainer.run_dir, "last", state)
-        if trainer.best is not None and trainer.best["epoch"] == trainer.epoch:
-            save_checkpoint(trainer.run_dir, "best", state)
+        improved = trainer.best is not None and trainer.best["epoch"] == trainer.epoch
+        save_epoch_checkpoints(trainer.run_dir, trainer.state(), improved)
 
 
 class HistoryFiles(Callback):
