@@ -61,7 +61,7 @@ def collect(run: LoadedRun, device: torch.device, checkpoint: str = "best", data
     splits = [split_section(run, val, "Validation split", "val", device)]
     if data is not None:
         other, name = evaluation_images(run, data)
-        splits.append(split_section(run, other, f"Split '{name}' ({data})", "data", device))
+        splits.append(split_section(run, other, f"Split '{name}' ({data})", "other-split", device))
     return Report(
         run_name=run_dir.resolve().name, model=run.config.model, epoch=run.epoch, checkpoint=checkpoint,
         image_size=run.image_size,
