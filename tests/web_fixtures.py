@@ -21,7 +21,7 @@ from cnnlab.runs.config import TrainConfig
 MARKUP_CLASS = "<img src=x onerror=alert(1)>"
 FOLDERS = {"circle": MARKUP_CLASS, "ring": 'circle & "ring"', "square": "square"}
 PER_CLASS = 16
-SETTINGS = dict(model="tiny_test", image_size=16, epochs=3, batch_size=8, lr=2e-2, augment="none", seed=0,
+SETTINGS = dict(model="ahe_cnn", image_size=16, epochs=3, batch_size=8, lr=2e-3, augment="none", seed=0,
                 val_fraction=0.25)
 
 
