@@ -7,8 +7,11 @@ import base64
 import io
 import re
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -41,8 +44,9 @@ def decoded(uri: str) -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def client(web_run: Path) -> TestClient:
-    return TestClient(create_app(Predictor.from_run(web_run, device="cpu"), Limits(max_body_bytes=2**20)))
+def client(web_run: Path) -> Iterator[TestClient]:
+    with Predictor.from_run(web_run, device="cpu") as predictor:
+        yield TestClient(create_app(predictor, Limits(max_body_bytes=2**20)))
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +151,24 @@ def test_every_registry_model_predicts_with_grad_cam(name):
     size = model_info(name).min_image_size
     run = LoadedRun(Path("."), create_model(name, 3).eval(), TrainConfig(model=name), ["a", "b", "c"],
                     Normalization((0.5,) * 3, (0.25,) * 3), size, 0)
-    body = Predictor(run, CPU).predict(png(Image.new("RGB", (50, 40), (30, 160, 90))), 10**6)
+    with Predictor(run, CPU) as predictor:
+        body = predictor.predict(png(Image.new("RGB", (50, 40), (30, 160, 90))), 10**6)
     assert sorted(t["class"] for t in body["top"]) == ["a", "b", "c"]
     assert decoded(body["gradcam"]["overlay"]).size == (size, size)
+
+
+def test_concurrent_requests_batched_give_the_answers_of_one_at_a_time(web_run, web_folder):
+    files = sorted(web_folder.rglob("*.png"))[:12]
+    uploads = [(f.read_bytes(), None if i % 3 else 'circle & "ring"') for i, f in enumerate(files)]
+    results = {}
+    for max_batch in (1, 16):
+        with Predictor.from_run(web_run, device="cpu", max_batch=max_batch) as predictor:
+            with ThreadPoolExecutor(12) as pool:
+                results[max_batch] = list(pool.map(lambda u: predictor.predict(u[0], 10**6, 3, u[1]), uploads))
+    for one, batched in zip(results[1], results[16]):
+        assert [t["class"] for t in one["top"]] == [t["class"] for t in batched["top"]]
+        assert [t["probability"] for t in one["top"]] == pytest.approx([t["probability"] for t in batched["top"]], abs=1e-5)
+        assert one["gradcam"]["class"] == batched["gradcam"]["class"]
+        a, b = (np.asarray(decoded(r["gradcam"]["overlay"]), dtype=int) for r in (one, batched))
+        assert np.abs(a - b).max() <= 1
+    assert all(r["gradcam"]["class"] == 'circle & "ring"' for r in results[16][::3])

@@ -43,11 +43,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cnnlab.serve.app import Limits, create_app
     from cnnlab.serve.predictor import Predictor
 
-    predictor = Predictor.from_run(args.run, args.checkpoint, args.device)
-    app = create_app(predictor, Limits(max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels))
-    print(f"cnnlab serve: {predictor.run.config.model} from {args.run} at http://{args.host}:{args.port}/ "
-          f"(API at /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    if args.max_batch < 1:
+        raise UserError(f"--max-batch must be at least 1, not {args.max_batch}")
+    with Predictor.from_run(args.run, args.checkpoint, args.device, args.max_batch) as predictor:
+        app = create_app(predictor, Limits(max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels))
+        print(f"cnnlab serve: {predictor.run.config.model} from {args.run} at http://{args.host}:{args.port}/ "
+              f"(API at /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -69,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body-mb", type=float, default=10, help="largest request body accepted, in MiB (10)")
     p.add_argument("--max-pixels", type=int, default=40_000_000,
                    help="largest image accepted, in pixels, judged before decoding (40,000,000)")
+    p.add_argument("--max-batch", type=int, default=16,
+                   help="requests that arrive while the model is busy are explained together, up to this many (16)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--device", default="auto")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

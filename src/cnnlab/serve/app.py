@@ -56,6 +56,7 @@ class ModelDescription(BaseModel):
     epoch: int
     checkpoint: str
     gradcam_layer: str
+    max_batch: int
     run: str
     config: dict[str, Any]
     limits: dict[str, int]
