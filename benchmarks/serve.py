@@ -74,6 +74,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -186,7 +192,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/predict"
         try:
             rss_ready = rss_mib(server.pid)
-            asyncio.run(load(url, list(bodies), bodies, args.clients, 3))  # warm-up: every kind, concurrently
+            asyncio.run(load(url, list(bodies), bodies, args.clients, 5))  # warm-up: every kind, concurrently
             rss_start = rss_mib(server.pid)
             print(f"cnnlab serve {run} ({predictor.run.config.model}, {predictor.run.image_size} px), {args.clients} "
                   f"clients, {args.seconds:.0f} s per phase, {os.cpu_count()} CPUs, torch threads "
@@ -201,15 +207,22 @@ def main() -> None:
                   f"{rss_end:.0f} MiB at the end ({growth:+.1%})")
             good = ["good_small", "good_1024x768"]
             print(f"\n2. good uploads only ({', '.join(good)} in turn)")
+            server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
             served = asyncio.run(load(url, good, bodies, args.clients, args.seconds))
+            server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
             print_table(served, bodies, args.seconds)
+            print(f"CPU per request: server {1000 * server_cpu / len(served):.1f} ms, "
+                  f"load-generating client {1000 * client_cpu / len(served):.1f} ms")
         finally:
             server.terminate()
             server.wait(timeout=30)
         in_process(predictor, good, bodies, args.clients, 2)  # warm-up
+        direct_cpu = time.process_time()
         direct = in_process(predictor, good, bodies, args.clients, args.seconds)
+        direct_cpu = time.process_time() - direct_cpu
         http_rate, direct_rate = len(served) / args.seconds, direct / args.seconds
-        print(f"in-process Predictor.predict, {args.clients} threads: {direct_rate:.1f} predictions/s")
+        print(f"in-process Predictor.predict, {args.clients} threads: {direct_rate:.1f} predictions/s, "
+              f"CPU {1000 * direct_cpu / direct:.1f} ms per prediction")
         print(f"HTTP / in-process: {http_rate / direct_rate:.2f}x (target >= 0.8)")
         ok = server_errors == 0 and unexpected == 0 and growth < 0.10 and http_rate >= 0.8 * direct_rate
         print("targets met" if ok else "TARGETS MISSED")
