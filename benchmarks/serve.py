@@ -89,8 +89,8 @@ def rss_mib(pid: int) -> float:
 
 def start_server(run: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(cnnlab.__file__).parents[1])}
-    server = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", str(run), "--port", str(port), "--device",
-                               "cpu", "--log-level", "warning"], env=env)
+    server = subprocess.Popen([sys.executable, "-m", "cnnlab", "-q", "serve", str(run), "--port", str(port), "--device",
+                               "cpu"], env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

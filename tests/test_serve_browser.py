@@ -36,8 +36,8 @@ def server(web_run: Path, tmp_path: Path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(cnnlab.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
     log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", str(web_run), "--port", str(port),
-                                "--device", "cpu", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen([sys.executable, "-m", "cnnlab", "-q", "serve", str(web_run), "--port", str(port),
+                                "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -42,7 +42,7 @@ def _trained(base: Path) -> tuple[Path, Path]:
     from cnnlab.train.trainer import Trainer
 
     folder = write_folder(base / "web-data")
-    run = Trainer(TrainConfig(data=str(folder), output=str(base / "web-run"), **SETTINGS)).fit()
+    run = Trainer.from_config(TrainConfig(data=str(folder), output=str(base / "web-run"), **SETTINGS)).fit()
     return folder, run
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import sys
 
 from cnnlab.errors import UserError
@@ -49,7 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(predictor, Limits(max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels))
         print(f"cnnlab serve: {predictor.run.config.model} from {args.run} at http://{args.host}:{args.port}/ "
               f"(API at /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        # The server's own log follows `cnnlab -q` (warnings only) and `cnnlab -v` (debug).
+        level = logging.getLevelName(logging.getLogger("cnnlab").getEffectiveLevel()).lower()
+        uvicorn.run(app, host=args.host, port=args.port, log_level=level)
     return 0
 
 
@@ -75,5 +78,4 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="requests that arrive while the model is busy are explained together, up to this many (16)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--device", default="auto")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
