@@ -170,5 +170,7 @@ def test_concurrent_requests_batched_give_the_answers_of_one_at_a_time(web_run, 
         assert [t["probability"] for t in one["top"]] == pytest.approx([t["probability"] for t in batched["top"]], abs=1e-5)
         assert one["gradcam"]["class"] == batched["gradcam"]["class"]
         a, b = (np.asarray(decoded(r["gradcam"]["overlay"]), dtype=int) for r in (one, batched))
-        assert np.abs(a - b).max() <= 1
+        # Batched convolutions round differently; a map value that crosses one of the colour map's 256
+        # steps moves a channel by up to 4 levels, half of which shows through the 0.5 blend.
+        assert np.abs(a - b).max() <= 3 and np.abs(a - b).mean() < 0.1
     assert all(r["gradcam"]["class"] == 'circle & "ring"' for r in results[16][::3])
