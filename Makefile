@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench browser clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
@@ -21,12 +21,24 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Train on the built-in shapes dataset, then write the run's report and print its path.
 demo: $(STAMP)
-	$(BIN)/cnnlab train
+	run=$$($(BIN)/cnnlab train) && $(BIN)/cnnlab report "$$run"
 
 test: $(STAMP)
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
+
+# Chromium and its WebDriver (Debian packages) for the browser test of `cnnlab serve`; installs them
+# when run as root and they are missing.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "chromium missing: run 'sudo apt-get install chromium chromium-driver' (or make browser as root)"; exit 2; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py

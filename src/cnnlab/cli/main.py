@@ -12,11 +12,11 @@ import logging
 import sys
 
 from cnnlab import __version__
-from cnnlab.cli import embed, experiment, explain, models, reference, train
+from cnnlab.cli import embed, experiment, explain, models, reference, report, train
 from cnnlab.errors import UserError
 
 # Modules whose ``register(subparsers)`` adds sub-commands, in the order `cnnlab --help` lists them.
-COMMAND_GROUPS = (train, models, reference, explain, experiment, embed)
+COMMAND_GROUPS = (train, models, reference, explain, experiment, embed, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -89,9 +90,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode(path: Path, size: int) -> np.ndarray:
-    """Decode one file to a size x size x 3 uint8 array (squashed to square, bilinear with antialias)."""
-    with Image.open(path) as img:
+class TooManyPixels(ValueError):
+    """An image whose header declares more pixels than allowed: refused before its pixels are decoded."""
+
+
+def decode(source: Path | BinaryIO, size: int, max_pixels: int | None = None) -> np.ndarray:
+    """Decode one file to a size x size x 3 uint8 array (squashed to square, bilinear with antialias).
+
+    ``max_pixels`` refuses an image by the size its header declares, before any pixel is decoded: a
+    small compressed file can declare gigapixels (a decompression bomb)."""
+    with Image.open(source) as img:
+        if max_pixels is not None and img.width * img.height > max_pixels:
+            raise TooManyPixels(f"{img.width}x{img.height} pixels, more than the {max_pixels:,} allowed")
         img.load()
         rgb = to_rgb(img)
     if rgb.size != (size, size):

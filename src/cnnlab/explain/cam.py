@@ -107,11 +107,13 @@ CAM_METHODS: dict[str, type[BaseCAM]] = {"gradcam": GradCAM, "gradcam++": GradCA
 
 
 def explain_in_batches(
-    cam: BaseCAM, images: torch.Tensor, norm: Normalization, device: torch.device, target: Target | None,
-    batch_size: int,
+    cam: BaseCAM, images: torch.Tensor, norm: Normalization, device: torch.device,
+    target: Target | Sequence[Target] | None, batch_size: int,
 ) -> CamResult:
-    """Explain uint8 ``images`` (N x 3 x H x W) ``batch_size`` at a time, so memory stays bounded."""
-    return CamResult.cat([cam(prepare(images[i : i + batch_size], norm, device), target)
+    """Explain uint8 ``images`` (N x 3 x H x W) ``batch_size`` at a time, so memory stays bounded;
+    ``target``: one for all images, one per image, or None for each image's predicted class."""
+    return CamResult.cat([cam(prepare(images[i : i + batch_size], norm, device),
+                              target[i : i + batch_size] if isinstance(target, Sequence) else target)
                           for i in range(0, len(images), batch_size)])
 
 

@@ -6,6 +6,8 @@ neighbour sampling: every input pixel stays visible as a block instead of being 
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 import matplotlib
@@ -33,7 +35,19 @@ def enlarge(picture: np.ndarray, min_side: int = DISPLAY_SIDE) -> np.ndarray:
 
 def save_png(path: str | Path, picture: np.ndarray) -> Path:
     """uint8 H x W x 3 (or H x W) array -> PNG file, written atomically."""
-    return atomic.atomic_write(path, lambda p: Image.fromarray(picture).save(p, format="PNG"))
+    return atomic.atomic_write(path, lambda p: p.write_bytes(png_bytes(picture)))
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    """uint8 H x W x 3 (or H x W) array -> the bytes of a PNG file."""
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    """A ``data:`` URI: a picture a page carries inside itself, so it needs no other file or server."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def save_arrays(path: str | Path, **arrays: np.ndarray) -> Path:

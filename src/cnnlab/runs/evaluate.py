@@ -38,6 +38,29 @@ def evaluation_images(run: LoadedRun, data: str | None) -> tuple[ImageSet, str]:
 
 
 @dataclass
+class Scores:
+    """A model's scores on a set of images, computed in memory (nothing written)."""
+
+    metrics: dict[str, float]  # loss, accuracy, macro precision/recall/F1, top{k}_accuracy, images
+    per_class: list[dict]
+    confusion: torch.Tensor  # counts, rows = true class
+    logits: torch.Tensor  # N x classes
+
+
+def score(run: LoadedRun, images: ImageSet, device: torch.device, top_k: tuple[int, ...] = (5,)) -> Scores:
+    logits = predict_logits(run.model, images.images, run.norm, device)
+    metrics = EpochMetrics(len(run.classes))
+    loss = torch.nn.functional.cross_entropy(logits, images.labels, reduction="sum")
+    metrics.update(logits, images.labels, loss)
+    summary = metrics.compute()
+    for k in top_k:
+        summary[f"top{k}_accuracy"] = top_k_accuracy(logits, images.labels, k)
+    summary["images"] = len(images)
+    confusion = metrics.confusion_matrix()
+    return Scores(summary, per_class_report(confusion, run.classes), confusion, logits)
+
+
+@dataclass
 class Evaluation:
     metrics: dict[str, float]
     per_class: list[dict]
@@ -46,22 +69,15 @@ class Evaluation:
 
 
 def evaluate(run: LoadedRun, images: ImageSet, split: str, device: torch.device, top_k: int = 5) -> Evaluation:
-    logits = predict_logits(run.model, images.images, run.norm, device)
-    metrics = EpochMetrics(len(run.classes))
-    loss = torch.nn.functional.cross_entropy(logits, images.labels, reduction="sum")
-    metrics.update(logits, images.labels, loss)
-    summary = metrics.compute()
-    summary[f"top{top_k}_accuracy"] = top_k_accuracy(logits, images.labels, top_k)
-    summary["images"] = len(images)
-    confusion = metrics.confusion_matrix()
-    per_class = per_class_report(confusion, run.classes)
+    """Score ``images`` and write ``RUN/evaluation/<split>/metrics.json`` and ``confusion.png``."""
+    s = score(run, images, device, (top_k,))
     out_dir = run.run_dir / "evaluation" / split
     atomic.write_json(out_dir / "metrics.json", {
         "split": split, "epoch": run.epoch, "averaging": "accuracy: micro; precision/recall/F1: macro",
-        "metrics": summary, "per_class": per_class, "confusion": confusion.tolist(), "classes": run.classes,
+        "metrics": s.metrics, "per_class": s.per_class, "confusion": s.confusion.tolist(), "classes": run.classes,
     })
-    plot_confusion(confusion, run.classes, out_dir / "confusion.png")
-    return Evaluation(summary, per_class, confusion, out_dir)
+    plot_confusion(s.confusion, run.classes, out_dir / "confusion.png")
+    return Evaluation(s.metrics, s.per_class, s.confusion, out_dir)
 
 
 def per_class_table(rows: list[dict]) -> str:

@@ -6,6 +6,7 @@ this module never switches the backend of a notebook or an application that uses
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -22,10 +23,22 @@ _TITLES = {
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG (rendered with Agg whatever the current backend is)."""
-    return atomic.atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
+    return atomic.atomic_write(path, lambda p: p.write_bytes(figure_png(fig)))
+
+
+def figure_png(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes: what ``save_figure`` writes, for pages that embed their images."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, bbox_inches="tight", format="png")
+    return buf.getvalue()
 
 
 def plot_curves(history: list[dict], path: str | Path) -> Path:
+    """Write ``curves_figure(history)`` to ``path``."""
+    return save_figure(curves_figure(history), path)
+
+
+def curves_figure(history: list[dict]) -> Figure:
     """Five panels (loss, accuracy, macro precision, recall, F1): train vs validation per epoch."""
     fig = Figure(figsize=(4 * len(METRIC_NAMES), 3.4))
     axes = fig.subplots(1, len(METRIC_NAMES))
@@ -42,10 +55,15 @@ def plot_curves(history: list[dict], path: str | Path) -> Path:
             ax.set_ylim(-0.02, 1.02)
     axes[0].legend()
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path) -> Path:
+    """Write ``confusion_figure(confusion, classes)`` to ``path``."""
+    return save_figure(confusion_figure(confusion, classes), path)
+
+
+def confusion_figure(confusion: torch.Tensor, classes: list[str]) -> Figure:
     """Two panels: counts and row-normalised (each true class's row sums to 1). Rows = true class."""
     cm = confusion.to(torch.float64)
     rows = cm.sum(1, keepdim=True)
@@ -69,4 +87,4 @@ def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path
                         color="white" if v > top / 2 else "black")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig

@@ -61,15 +61,30 @@ def write_split(run_dir: Path, name: str, images: ImageSet) -> None:
 
 
 def read_split(run_dir: str | Path, name: str) -> list[str]:
+    return [file for file, _ in read_split_entries(run_dir, name)]
+
+
+def read_split_entries(run_dir: str | Path, name: str) -> list[tuple[str, str]]:
+    """(file name, class name) of every image of a saved split."""
     path = Path(run_dir) / "split" / f"{name}.txt"
     if not path.is_file():
         raise UserError(f"'{run_dir}' has no {path.name} split list: evaluate with --data DIR instead")
-    return [line.split("\t")[0] for line in path.read_text(encoding="utf-8").splitlines() if line]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [(file, label) for file, _, label in (line.partition("\t") for line in lines if line)]
 
 
 def write_skipped(run_dir: Path, skipped: list[Skipped]) -> None:
     if skipped:
         atomic.write_text(run_dir / "skipped.txt", "".join(f"{s.path}\t{s.reason}\n" for s in skipped))
+
+
+def read_skipped(run_dir: str | Path) -> list[Skipped]:
+    """The files training could not decode, with the reason (none if the run has no skipped.txt)."""
+    path = Path(run_dir) / "skipped.txt"
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [Skipped(file, reason) for file, _, reason in (line.partition("\t") for line in lines if line)]
 
 
 @dataclass

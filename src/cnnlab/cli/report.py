@@ -1,0 +1,81 @@
+"""Sub-commands ``report`` (RUN/report.html) and ``serve`` (a local web app for predictions)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+
+from cnnlab.errors import UserError
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cnnlab.device import pick_device
+    from cnnlab.report.page import write_report
+    from cnnlab.runs.run import load_run
+
+    device = pick_device(args.device)
+    run = load_run(args.run, args.checkpoint, device)
+    print(write_report(run, device, args.checkpoint, args.data))
+    return 0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only localhost is known to stay on this machine
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not is_loopback(args.host):
+        if not args.allow_remote:
+            raise UserError(f"--host {args.host} would let other machines use the model: add --allow-remote if "
+                            "that is what you want, or keep the default --host 127.0.0.1")
+        print(f"cnnlab serve: warning: listening on {args.host}: anyone who can reach this machine on port "
+              f"{args.port} can send images to the model (there is no authentication)", file=sys.stderr)
+    if args.max_body_mb <= 0 or args.max_pixels <= 0:
+        raise UserError("--max-body-mb and --max-pixels must be positive")
+    import uvicorn
+
+    from cnnlab.serve.app import Limits, create_app
+    from cnnlab.serve.predictor import Predictor
+
+    if args.max_batch < 1:
+        raise UserError(f"--max-batch must be at least 1, not {args.max_batch}")
+    with Predictor.from_run(args.run, args.checkpoint, args.device, args.max_batch) as predictor:
+        app = create_app(predictor, Limits(max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels))
+        print(f"cnnlab serve: {predictor.run.config.model} from {args.run} at http://{args.host}:{args.port}/ "
+              f"(API at /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
+        # The server's own log follows `cnnlab -q` (warnings only) and `cnnlab -v` (debug).
+        level = logging.getLevelName(logging.getLogger("cnnlab").getEffectiveLevel()).lower()
+        uvicorn.run(app, host=args.host, port=args.port, log_level=level)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write RUN/report.html: curves, scores, confusion, Grad-CAM gallery, "
+                                      "explanations, in one self-contained file")
+    p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab train`")
+    p.add_argument("--data", help="also score the run on this folder (DIR/test/ if it has one)")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("serve", help="a local web page and JSON API: upload an image, get the top classes and "
+                                     "a Grad-CAM overlay")
+    p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab train`")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--allow-remote", action="store_true", help="allow a --host other machines can reach")
+    p.add_argument("--max-body-mb", type=float, default=10, help="largest request body accepted, in MiB (10)")
+    p.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="largest image accepted, in pixels, judged before decoding (40,000,000)")
+    p.add_argument("--max-batch", type=int, default=16,
+                   help="requests that arrive while the model is busy are explained together, up to this many (16)")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,126 @@
+"""The model behind the web app: loaded once, run by one thread, asked from the server's worker threads."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnlab.data.files import decode_upload
+from cnnlab.device import pick_device
+from cnnlab.errors import UserError
+from cnnlab.explain.layers import default_cam_layer
+from cnnlab.explain.overlay import data_uri, png_bytes
+from cnnlab.explain.run_cams import class_overlays
+from cnnlab.runs.run import LoadedRun, load_run
+
+
+class UnknownClass(UserError):
+    """A class name the model does not have."""
+
+
+@dataclass
+class _Job:
+    image: torch.Tensor  # uint8 3 x H x W
+    cam_class: int | None  # None: the predicted class
+    done: Future = field(default_factory=Future)  # -> (probabilities, explained class, overlay)
+
+
+class Predictor:
+    """Top classes and a Grad-CAM overlay for uploaded image files.
+
+    Callers decode their uploads in their own threads, in parallel; one model thread then explains
+    them. One thread, because Grad-CAM captures its layer with hooks on the shared model, which
+    would see the activations of every concurrent forward pass, and because each extra thread that
+    enters PyTorch starts a pool of intra-op threads of its own that compete for the same cores.
+    Requests that arrive while the model is busy wait in a queue and are explained together, up to
+    ``max_batch`` images per forward/backward pass."""
+
+    def __init__(self, run: LoadedRun, device: torch.device, checkpoint: str = "best", max_batch: int = 16) -> None:
+        self.run = run
+        self.device = device
+        self.checkpoint = checkpoint
+        self.max_batch = max_batch
+        self.layer = default_cam_layer(run.model, run.image_size)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
+        self._thread = threading.Thread(target=self._work, name="cnnlab-model", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the model thread once the queued requests are answered."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
+                 max_batch: int = 16) -> Predictor:
+        torch_device = pick_device(device)
+        return cls(load_run(run_dir, checkpoint, torch_device), torch_device, checkpoint, max_batch)
+
+    def class_index(self, name: str) -> int:
+        if name not in self.run.classes:
+            raise UnknownClass(f"unknown class '{name}': the model's classes are {', '.join(self.run.classes)}")
+        return self.run.classes.index(name)
+
+    def predict(self, data: bytes, max_pixels: int, top_k: int = 5, cam_class: str | None = None) -> dict:
+        """The ``top_k`` classes of the image in ``data`` (file bytes) with their probabilities, and the
+        Grad-CAM overlay for ``cam_class`` (default: the top class), as JSON-ready data."""
+        explain = None if cam_class is None else self.class_index(cam_class)
+        image = decode_upload(data, self.run.image_size, max_pixels)
+        job = _Job(image, explain)
+        self._jobs.put(job)
+        probabilities, explained, overlay = job.done.result()
+        top = probabilities.topk(min(top_k, len(probabilities)))
+        return {
+            "top": [{"class": self.run.classes[int(k)], "probability": float(p)} for p, k in zip(top.values, top.indices)],
+            "gradcam": {"class": self.run.classes[explained], "layer": self.layer,
+                        "overlay": data_uri(png_bytes(overlay))},
+            "image": data_uri(png_bytes(image.permute(1, 2, 0).numpy())),
+        }
+
+    def _work(self) -> None:
+        stopping = False
+        while not stopping:
+            jobs: list[_Job] = []
+            job = self._jobs.get()
+            while job is not None:
+                jobs.append(job)
+                if len(jobs) == self.max_batch:
+                    break
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = job is None
+            # Jobs for a named class and jobs for the predicted class are explained in separate passes.
+            for group in ([j for j in jobs if j.cam_class is None], [j for j in jobs if j.cam_class is not None]):
+                if group:
+                    self._explain(group)
+
+    def _explain(self, jobs: list[_Job]) -> None:
+        try:
+            classes = None if jobs[0].cam_class is None else [int(j.cam_class) for j in jobs]  # type: ignore[arg-type]
+            result = class_overlays(self.run, torch.stack([j.image for j in jobs]), classes, self.device, self.layer)
+        except Exception as e:  # noqa: BLE001 - every waiting request learns of the failure
+            for j in jobs:
+                j.done.set_exception(e)
+            return
+        for j, probabilities, explained, overlay in zip(jobs, result.probabilities, result.classes, result.overlays):
+            j.done.set_result((probabilities, explained, np.ascontiguousarray(overlay)))
+
+    def describe(self) -> dict:
+        run = self.run
+        return {"model": run.config.model, "classes": run.classes, "image_size": run.image_size,
+                "epoch": run.epoch, "checkpoint": self.checkpoint, "gradcam_layer": self.layer,
+                "max_batch": self.max_batch, "run": run.run_dir.resolve().name, "config": run.config.to_dict()}
