@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -14,6 +15,7 @@ from cnnlab.errors import UserError
 from cnnlab.models.layers import ACTIVATIONS, POOLINGS
 from cnnlab.runs.checkpoint import CHECKPOINTS
 from cnnlab.runs.config import UNFREEZE, TrainConfig, read_yaml
+from cnnlab.runs.tta import TTA_MODES
 from cnnlab.train.optim import OPTIMIZERS, SCHEDULES, check_choices
 
 
@@ -31,7 +33,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     a("--resume", metavar="RUN", help="continue RUN from its last checkpoint (may raise --epochs)")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="folder with <class>/ sub-folders (or train/<class>/); default: built-in shapes")
-    g.add_argument("--image-size", type=int, help="images are resized to this square size (default: the model's)")
+    g.add_argument("--image-size", metavar="S|S1:S2:...",
+                   help="images are resized to this square size (default: the model's); several sizes joined by ':' "
+                        "(e.g. 96:128:160) train at each in turn (progressive resizing, small images first)")
+    g.add_argument("--size-epochs", metavar="E1:...", help="progressive resizing: the epochs after which each later "
+                   "size starts, e.g. 4:8 (default: the epochs split evenly)")
     g.add_argument("--val-fraction", type=float, help="fraction of each class held out for validation (0.2)")
     g.add_argument("--cache-dir", help="keep decoded images here, reused while the files are unchanged")
     g.add_argument("--shapes-per-class", type=int, help="images per class of the built-in shapes dataset (300)")
@@ -78,6 +84,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--step-epochs", type=int)
     g.add_argument("--step-gamma", type=float)
     g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--ema", type=float, metavar="DECAY", help="also keep an exponential moving average of the weights "
+                   "(e.g. 0.999 per optimiser step), validated every epoch; the best checkpoint serves whichever "
+                   "of the two scores better (0 = off, the default)")
+    g.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup: blend image pairs with Beta(ALPHA, ALPHA) "
+                   "weights (e.g. 0.2; 0 = off)")
+    g.add_argument("--cutmix", type=float, metavar="ALPHA", help="cutmix: paste a box of the partner image, area "
+                   "share from Beta(ALPHA, ALPHA) (e.g. 1.0; 0 = off)")
+    g.add_argument("--mix-prob", type=float, metavar="P", help="probability that a micro-batch is mixed (1; with both "
+                   "--mixup and --cutmix each mixed batch picks one at random)")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int)
     g.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None)
@@ -135,17 +150,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(run: Any, checkpoint: str) -> str:
+    weights = ", EMA weights" if run.weights == "ema" else ""
+    return f"{run.run_dir} epoch {run.epoch} ({checkpoint} checkpoint{weights})"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.runs.evaluate import evaluate, evaluation_images, per_class_table
     from cnnlab.runs.run import load_run
     from cnnlab.device import pick_device
 
     device = pick_device(args.device)
-    run = load_run(args.run, args.checkpoint, device)
-    images, split = evaluation_images(run, args.data)
-    result = evaluate(run, images, split, device, top_k=args.top_k)
+    runs = [load_run(r, args.checkpoint, device) for r in args.runs]
+    loaded = [evaluation_images(run, args.data) for run in runs]
+    split = loaded[0][1]
+    others = [(r, images) for r, (images, _) in zip(runs[1:], loaded[1:])]
+    result = evaluate(runs[0], loaded[0][0], split, device, top_k=args.top_k, tta=args.tta, others=others)
     m = result.metrics
-    print(f"{split}: {m['images']} images, epoch {run.epoch} ({args.checkpoint} checkpoint)")
+    what = _describe(runs[0], args.checkpoint) if len(runs) == 1 else \
+        f"ensemble of {len(runs)} runs (mean probabilities): " + "; ".join(_describe(r, args.checkpoint) for r in runs)
+    tta = "" if args.tta == "none" else f", TTA {args.tta} (mean probabilities)"
+    print(f"{split}: {m['images']} images, {what}{tta}")
     print(f"loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}  top{args.top_k}_accuracy {m[f'top{args.top_k}_accuracy']:.4f}  "
           f"precision_macro {m['precision_macro']:.4f}  recall_macro {m['recall_macro']:.4f}  f1_macro {m['f1_macro']:.4f}")
     print(per_class_table(result.per_class))
@@ -159,13 +184,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.device import pick_device
 
     device = pick_device(args.device)
-    results = predict(load_run(args.run, args.checkpoint, device), args.images, device, top_k=args.top_k)
+    run_dirs, images = _split_runs_and_images(args.paths)
+    runs = [load_run(r, args.checkpoint, device) for r in run_dirs]
+    results = predict(runs, images, device, top_k=args.top_k, tta=args.tta)
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
         for r in results:
             print(r["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
     return 0
+
+
+def _split_runs_and_images(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Leading arguments that are run directories (they hold checkpoints/), then the images."""
+    from cnnlab.runs.checkpoint import CHECKPOINT_DIR
+
+    count = next((i for i, p in enumerate(paths) if not (Path(p) / CHECKPOINT_DIR).is_dir()), len(paths))
+    if count == 0:
+        raise UserError(f"'{paths[0]}' is not a run directory (no {CHECKPOINT_DIR}/ inside): pass RUN [RUN ...] IMAGE ...")
+    if count == len(paths):
+        raise UserError("no images given: pass RUN [RUN ...] IMAGE ...")
+    return paths[:count], paths[count:]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -175,15 +214,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     for name, func, help_ in (("evaluate", cmd_evaluate, "metrics, per-class table and confusion matrix of a run"),
                               ("predict", cmd_predict, "top-k classes of images with a trained run")):
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab train`")
+        usage = "cnnlab predict [options] RUN [RUN ...] IMAGE [IMAGE ...]" if name == "predict" else None
+        p = sub.add_parser(name, help=help_, usage=usage)
         if name == "evaluate":
+            p.add_argument("runs", nargs="+", metavar="RUN", help="run directory written by `cnnlab train`; "
+                           "several: an ensemble averaging their probabilities")
             p.add_argument("--data", help="folder to evaluate on (default: the run's validation split)")
             p.add_argument("--top-k", type=int, default=5)
         else:
-            p.add_argument("images", nargs="+", metavar="IMAGE")
+            p.add_argument("paths", nargs="+", metavar="RUN_OR_IMAGE",
+                           help="run directories (several: an ensemble averaging their probabilities), then images")
             p.add_argument("--top-k", type=int, default=3)
             p.add_argument("--json", action="store_true", help="print JSON instead of text")
         p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
+        p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation: average the "
+                       "probabilities over the image and its mirror (flip), plus a centre zoom of both (flip+scales)")
         p.add_argument("--device", default="auto")
         p.set_defaults(func=func)

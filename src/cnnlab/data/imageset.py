@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -34,6 +35,17 @@ class ImageSet:
             classes=self.classes,
             masks=None if self.masks is None else self.masks[index],
         )
+
+    def resized(self, size: int, chunk: int = 512) -> ImageSet:
+        """The same images at ``size`` x ``size`` (bilinear with antialias, as decoding resizes; in
+        chunks, so the float copy stays small). Progressive resizing derives its smaller sizes this way."""
+        if self.images.shape[-1] == size and self.images.shape[-2] == size:
+            return self
+        parts = [F.interpolate(self.images[i : i + chunk].float(), size=(size, size), mode="bilinear",
+                               antialias=True, align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+                 for i in range(0, len(self.images), chunk)]
+        images = torch.cat(parts) if parts else self.images.new_empty(0, 3, size, size)
+        return ImageSet(images, self.labels, self.names, self.classes, None)  # masks are only used unresized
 
     def class_counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=len(self.classes)).tolist()

@@ -22,7 +22,8 @@ UNFREEZE = ("all", "gradual")
 class TrainConfig:
     # data
     data: str | None = None  # folder, or None for the built-in shapes dataset
-    image_size: int | None = None  # None: the model's default
+    image_size: int | str | None = None  # None: the model's default; "96:128:160": progressive resizing
+    size_epochs: str | None = None  # progressive resizing: epochs at which each later size starts, e.g. "4:8"
     val_fraction: float = 0.2
     cache_dir: str | None = None
     shapes_per_class: int = 300
@@ -54,6 +55,10 @@ class TrainConfig:
     step_epochs: int = 10  # "step" schedule: multiply the LR by step_gamma every step_epochs epochs
     step_gamma: float = 0.1
     label_smoothing: float = 0.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
+    mixup: float = 0.0  # Beta(a, a) parameter of mixup; 0 = off
+    cutmix: float = 0.0  # Beta(a, a) parameter of cutmix; 0 = off
+    mix_prob: float = 1.0  # probability that a micro-batch is mixed (mixup or cutmix, 50/50 when both are on)
     # run
     seed: int = 0
     deterministic: bool = False
@@ -91,8 +96,17 @@ class TrainConfig:
             raise bad(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
         if self.lr <= 0:
             raise bad(f"--lr must be positive, not {self.lr}")
-        if self.image_size is not None and self.image_size < 8:
-            raise bad(f"--image-size must be at least 8, not {self.image_size}")
+        for size in self.image_sizes() or ():
+            if size < 8:
+                raise bad(f"--image-size must be at least 8, not {size}")
+        self.size_starts()
+        if not 0 <= self.ema < 1:
+            raise bad(f"--ema must be a decay in [0, 1) (e.g. 0.999; 0 = off), not {self.ema}")
+        for name in ("mixup", "cutmix"):
+            if getattr(self, name) < 0:
+                raise bad(f"--{name} must be 0 (off) or a positive Beta parameter such as 0.2 or 1, not {getattr(self, name)}")
+        if not 0 <= self.mix_prob <= 1:
+            raise bad(f"--mix-prob must be a probability in [0, 1], not {self.mix_prob}")
         self._validate_transfer()
         if not self.monitor.startswith(("val_", "train_")):
             raise bad(f"--monitor must name a history column such as val_accuracy or val_loss, not '{self.monitor}'")
@@ -119,6 +133,40 @@ class TrainConfig:
             raise UserError(f"--lr-ratio must be positive, not {self.lr_ratio}")
         if self.aux_weight < 0:
             raise UserError(f"--aux-weight must be 0 or more, not {self.aux_weight}")
+
+    def image_sizes(self) -> list[int] | None:
+        """The training image sizes in order: one for a fixed size, several for progressive resizing
+        (``--image-size 96:128:160``); None for the model's default."""
+        if self.image_size is None:
+            return None
+        text = str(self.image_size).strip()
+        try:
+            sizes = [int(part) for part in text.split(":")]
+        except ValueError:
+            raise UserError(f"--image-size must be a number or sizes joined by ':' (e.g. 96:128:160), not '{text}'") from None
+        self.image_size = sizes[0] if len(sizes) == 1 else ":".join(map(str, sizes))
+        return sizes
+
+    def size_starts(self) -> list[int]:
+        """The epoch (0-based, epochs completed) at which each image size starts: ``--size-epochs``, or
+        the epochs split evenly between the sizes. A function of the epoch only, so resume needs no state."""
+        sizes = self.image_sizes() or [0]
+        if self.size_epochs is None or self.size_epochs == "":
+            return [round(i * self.epochs / len(sizes)) for i in range(len(sizes))]
+        text = str(self.size_epochs)
+        try:
+            later = [int(part) for part in text.split(":")]
+        except ValueError:
+            raise UserError(f"--size-epochs must be epochs joined by ':' (e.g. 4:8), not '{text}'") from None
+        if len(later) != len(sizes) - 1 or later != sorted(set(later)) or (later and later[0] < 1):
+            raise UserError(f"--size-epochs '{text}' must give {len(sizes) - 1} increasing epoch(s) of at least 1, "
+                            f"one for each size after the first of --image-size {self.image_size}")
+        return [0, *later]
+
+    def size_at(self, epoch: int, default: int) -> int:
+        """The training image size of the epoch after ``epoch`` completed epochs."""
+        sizes = self.image_sizes() or [default]
+        return sizes[max(i for i, start in enumerate(self.size_starts()) if start <= epoch)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

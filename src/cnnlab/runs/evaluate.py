@@ -13,8 +13,9 @@ from cnnlab.data.files import load_image_files
 from cnnlab.data.imageset import ImageSet
 from cnnlab.errors import UserError
 from cnnlab.metrics import EpochMetrics, per_class_report, top_k_accuracy
-from cnnlab.runs.plots import plot_confusion
+from cnnlab.runs.ensemble import ensemble_probs, images_per_run
 from cnnlab.runs.inference import predict_logits
+from cnnlab.runs.plots import plot_confusion
 from cnnlab.runs.run import LoadedRun, read_split
 
 
@@ -47,8 +48,21 @@ class Scores:
     logits: torch.Tensor  # N x classes
 
 
-def score(run: LoadedRun, images: ImageSet, device: torch.device, top_k: tuple[int, ...] = (5,)) -> Scores:
-    logits = predict_logits(run.model, images.images, run.norm, device)
+def score(run: LoadedRun, images: ImageSet, device: torch.device, top_k: tuple[int, ...] = (5,), tta: str = "none",
+          others: list[tuple[LoadedRun, ImageSet]] | None = None) -> Scores:
+    """Scores of ``run`` on ``images``; with ``tta`` or an ensemble (``others``: more runs, each with the
+    same images at its own input size) of the averaged probabilities, whose log then stands for the
+    logits (the loss is the cross-entropy of the averaged probabilities)."""
+    members = [(run, images), *(others or [])]
+    for other, s in members[1:]:
+        if s.names != images.names:
+            raise UserError(f"'{other.run_dir}' validates on other images than '{run.run_dir}' (another --seed or "
+                            "--val-fraction): ensemble runs with the same split, or evaluate with --data DIR")
+    if len(members) == 1 and tta == "none":
+        logits = predict_logits(run.model, images.images, run.norm, device)
+    else:
+        probs = ensemble_probs([r for r, _ in members], [s.images for _, s in members], device, tta)
+        logits = probs.clamp_min(1e-12).log()
     metrics = EpochMetrics(len(run.classes))
     loss = torch.nn.functional.cross_entropy(logits, images.labels, reduction="sum")
     metrics.update(logits, images.labels, loss)
@@ -68,12 +82,22 @@ class Evaluation:
     out_dir: Path
 
 
-def evaluate(run: LoadedRun, images: ImageSet, split: str, device: torch.device, top_k: int = 5) -> Evaluation:
-    """Score ``images`` and write ``RUN/evaluation/<split>/metrics.json`` and ``confusion.png``."""
-    s = score(run, images, device, (top_k,))
-    out_dir = run.run_dir / "evaluation" / split
+def evaluation_name(split: str, runs: int, tta: str) -> str:
+    """Folder name under RUN/evaluation/: the split, plus the TTA mode and ensemble size if any."""
+    return split + ("" if tta == "none" else f"-tta-{tta}") + ("" if runs == 1 else f"-ensemble{runs}")
+
+
+def evaluate(run: LoadedRun, images: ImageSet, split: str, device: torch.device, top_k: int = 5, tta: str = "none",
+             others: list[tuple[LoadedRun, ImageSet]] | None = None) -> Evaluation:
+    """Score ``images`` (with ``tta``; ``others``: more runs of an ensemble, each with the same images at
+    its own size) and write ``metrics.json`` and ``confusion.png`` under the first run's
+    ``evaluation/`` folder named by ``evaluation_name``."""
+    s = score(run, images, device, (top_k,), tta, others)
+    runs = [run, *(r for r, _ in others or [])]
+    out_dir = run.run_dir / "evaluation" / evaluation_name(split, len(runs), tta)
     atomic.write_json(out_dir / "metrics.json", {
         "split": split, "epoch": run.epoch, "averaging": "accuracy: micro; precision/recall/F1: macro",
+        "tta": tta, "runs": [str(r.run_dir) for r in runs], "weights": [r.weights for r in runs],
         "metrics": s.metrics, "per_class": s.per_class, "confusion": s.confusion.tolist(), "classes": run.classes,
     })
     plot_confusion(s.confusion, run.classes, out_dir / "confusion.png")
@@ -87,9 +111,10 @@ def per_class_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def predict(run: LoadedRun, paths: list[str], device: torch.device, top_k: int = 3) -> list[dict]:
-    images = load_image_files(paths, run.image_size)
-    probs = predict_logits(run.model, images, run.norm, device).softmax(dim=1)
+def predict(runs: list[LoadedRun], paths: list[str], device: torch.device, top_k: int = 3, tta: str = "none") -> list[dict]:
+    """Top-k classes of each image file by one run or an ensemble (mean probabilities), with ``tta``."""
+    run = runs[0]
+    probs = ensemble_probs(runs, images_per_run(runs, lambda size: load_image_files(paths, size)), device, tta)
     top = probs.topk(min(top_k, probs.shape[1]), dim=1)
     return [
         {"image": p, "top": [{"class": run.classes[int(i)], "probability": float(v)} for v, i in zip(vals, idx)]}

@@ -44,7 +44,7 @@ def curves_figure(history: list[dict]) -> Figure:
     axes = fig.subplots(1, len(METRIC_NAMES))
     epochs = [h["epoch"] for h in history]
     for ax, name in zip(axes, METRIC_NAMES):
-        for split, style in (("train", "-o"), ("val", "-s")):
+        for split, style in (("train", "-o"), ("val", "-s"), ("val_ema", "-^")):
             key = f"{split}_{name}"
             if history and key in history[0]:
                 ax.plot(epochs, [h[key] for h in history], style, markersize=3, label=split)

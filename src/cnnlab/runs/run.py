@@ -98,6 +98,7 @@ class LoadedRun:
     norm: Normalization
     image_size: int
     epoch: int
+    weights: str = "model"  # "ema": the checkpoint serves the moving average of the weights (--ema)
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: torch.device | str = "cpu") -> LoadedRun:
@@ -105,7 +106,8 @@ def load_run(run_dir: str | Path, which: str = "best", device: torch.device | st
     cfg = TrainConfig.from_dict(ckpt["config"], where=f"{run_dir} checkpoint")
     classes = list(ckpt["classes"])
     model = create_model(cfg.model, len(classes), **cfg.model_options)
-    model.load_state_dict(ckpt["model"])
+    weights = ckpt.get("serve", "model")  # with --ema, whichever of the two validated better
+    model.load_state_dict(ckpt[weights])
     model.to(device).eval()
     return LoadedRun(Path(run_dir), model, cfg, classes, Normalization.from_dict(ckpt["normalization"]),
-                     int(ckpt["image_size"]), int(ckpt["epoch"]))
+                     int(ckpt["image_size"]), int(ckpt["epoch"]), weights)

@@ -133,5 +133,6 @@ def epoch_summary(row: dict[str, float], epochs: int) -> str:
         return (f"{split} loss {row[f'{split}_loss']:.4f} acc {row[f'{split}_accuracy']:.4f} "
                 f"f1_macro {row[f'{split}_f1_macro']:.4f}")
 
-    return (f"epoch {int(row['epoch'])}/{epochs}  {part('train')} | {part('val')} | "
+    ema = f" | {part('val_ema')}" if "val_ema_loss" in row else ""
+    return (f"epoch {int(row['epoch'])}/{epochs}  {part('train')} | {part('val')}{ema} | "
             f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.1f}s")

@@ -36,6 +36,8 @@ from cnnlab.train.callbacks import BatchInfo, Callback, Checkpoints, Curves, His
 from cnnlab.train.accumulate import MicroBatch, plan_epoch, steps_per_epoch
 from cnnlab.runs.checkpoint import load_checkpoint
 from cnnlab.runs.config import TrainConfig, to_yaml
+from cnnlab.train.ema import WeightEMA
+from cnnlab.train.mixing import Mixing
 from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
 from cnnlab.train.freeze import FineTune
 from cnnlab.train.grad_norms import GradNorms
@@ -77,6 +79,7 @@ class Trainer:
             self._restore(checkpoint)
         else:
             self._init_run_dir()
+        self._set_image_size()
         self.callbacks: list[Callback] = (self.default_callbacks() if self.dist.is_main else []) + list(callbacks)
         if cfg.accumulate > 1 and _has_batchnorm(self.model):
             logger.warning(f"warning: BatchNorm statistics see micro-batches of {self.batch_size} images, not the "
@@ -121,15 +124,20 @@ class Trainer:
         """The split images (given, or loaded as ``cfg`` says), their normalisation, augmentation and batch size."""
         cfg = self.cfg
         info = model_info(cfg.model)
-        self.image_size = cfg.image_size or info.default_image_size
-        if self.image_size < info.min_image_size:
-            raise UserError(f"--image-size {self.image_size} is too small for {cfg.model}: use at least {info.min_image_size}")
-        self.data = data or load_data(cfg.data, self.image_size, cfg.val_fraction, cfg.seed, cfg.cache_dir, cfg.shapes_per_class)
+        self.default_size = info.default_image_size
+        sizes = cfg.image_sizes() or [info.default_image_size]
+        if min(sizes) < info.min_image_size:
+            raise UserError(f"--image-size {min(sizes)} is too small for {cfg.model}: use at least {info.min_image_size}")
+        # Decoded once at the largest size; progressive resizing derives the smaller ones from it.
+        self.full_data = data or load_data(cfg.data, max(sizes), cfg.val_fraction, cfg.seed, cfg.cache_dir,
+                                           cfg.shapes_per_class)
+        self.data, self.image_size = self.full_data, self.full_data.train.images.shape[-1]
         self.classes = self.data.classes
         if len(self.data.train) == 0:
             raise UserError("the training split is empty: lower --val-fraction or add images")
         self.norm = (Normalization(info.mean, info.std) if info.mean and info.std
                      else Normalization.measure(self.data.train.images))
+        self.mixing = Mixing(cfg.mixup, cfg.cutmix, cfg.mix_prob)
         self.augment = augment_config(cfg.augment, cfg.augment_options)
         self.batch_size = len(self.data.train) if cfg.batch_size == "all" else int(cfg.batch_size)
 
@@ -147,6 +155,8 @@ class Trainer:
         self.cache: feature_cache.FeatureCache | None = None
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = WeightEMA(self.model, cfg.ema) if cfg.ema else None
+        self.serve_ema = False  # whether the EMA weights scored better on --monitor in the last validation
         self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -196,6 +206,8 @@ class Trainer:
             "epoch": self.epoch,
             "global_step": self.global_step,
             "model": self.model.state_dict(),
+            **({"ema": self.ema.state_dict(), "ema_updates": self.ema.updates,
+                "serve": "ema" if self.serve_ema else "model"} if self.ema else {}),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "rng": rng,
@@ -213,6 +225,10 @@ class Trainer:
         if list(ckpt["classes"]) != self.classes:
             raise UserError(f"the data's classes changed since {self.run_dir} was trained: resume with the same data")
         self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt["ema"])
+            self.ema.updates = int(ckpt["ema_updates"])
+            self.serve_ema = ckpt["serve"] == "ema"
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.finetune.restore(ckpt.get("finetune")):  # saved in a later phase: that phase's schedule
             self.schedule = build_schedule(self.optimizer, self.cfg, self.steps_per_epoch, self.finetune.phase_epochs())
@@ -241,9 +257,12 @@ class Trainer:
             train_time = time.perf_counter() - t0
             val = self.validate()
             self.epoch += 1
-            row: dict[str, float] = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+            row: dict[str, float] = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+                                     "image_size": self.image_size}
             row.update({f"train_{k}": v for k, v in train.items()})
             row.update({f"val_{k}": v for k, v in val.items()})
+            if self.ema is not None:
+                row.update({f"val_ema_{k}": v for k, v in self.validate(self.ema.model).items()})
             row["images_per_s"] = len(self.data.train) / train_time
             row["epoch_time_s"] = time.perf_counter() - t0
             self.history.append(row)
@@ -262,15 +281,29 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
 
+    def _set_image_size(self) -> None:
+        """Progressive resizing: the training and validation images at this epoch's size. The learning
+        rate schedule counts steps, and steps per epoch do not depend on the size, so it runs on."""
+        size = self.cfg.size_at(self.epoch, self.default_size)
+        if size != self.image_size:
+            self.data = DataBundle(self.full_data.train.resized(size), self.full_data.val.resized(size),
+                                   self.full_data.test, self.full_data.skipped, self.full_data.source)
+            self.image_size, self.cache = size, None  # cached features belong to the old size
+            if self.dist.is_main:
+                logger.info(f"epoch {self.epoch + 1}: image size {size}")
+
     def _begin_epoch(self) -> None:
-        """Transfer learning: this epoch's freeze state, a fresh schedule when a new phase starts, and
-        the frozen-feature cache while the whole backbone is frozen."""
+        """This epoch's image size (progressive resizing); transfer learning: this epoch's freeze state,
+        a fresh schedule when a new phase starts, and the frozen-feature cache while the whole backbone
+        is frozen (not with mixing, which changes the inputs)."""
+        self._set_image_size()
         if self.finetune.begin_epoch(self.epoch, self.optimizer):
             self.schedule = build_schedule(self.optimizer, self.cfg, self.steps_per_epoch, self.finetune.phase_epochs())
             logger.info(f"epoch {self.epoch + 1}: fine-tuning phase, fresh {self.cfg.schedule} schedule over "
                         f"{self.finetune.phase_epochs()} epochs")
         self.cache = feature_cache.update(
-            self.cache, self.model, self.data, self.norm, self.device, self.augment, self.cfg.feature_cache,
+            self.cache, self.model, self.data, self.norm, self.device, self.augment,
+            self.cfg.feature_cache and not self.mixing.enabled,
             self.dist.enabled, self.cfg.eval_batch_size, self.cfg.channels_last, self.cfg.bf16)
 
     def train_epoch(self) -> dict[str, float]:
@@ -283,17 +316,18 @@ class Trainer:
         threads = 0 if self.cache is not None else self.cfg.data_threads
         stream = prefetch(lambda i: self._batch(plan[i], seeds[i]), range(len(plan)), threads)
         with contextlib.closing(stream) as batches:
-            for i, (mb, x) in enumerate(zip(plan, batches)):
-                y = self.data.train.labels[mb.indices].to(self.device)
+            for i, (mb, (x, target)) in enumerate(zip(plan, batches)):
                 sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
                 with sync:
                     with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-                        logits, loss_sum = self.forward_loss(x, y)
+                        logits, loss_sum = self.forward_loss(x, target)
                     (loss_sum * mb.loss_scale).backward()
                 if mb.ends_window:
                     self._optimizer_step(mb.window_samples)
-                metrics.update(logits, y, loss_sum)
-                self._emit("on_batch_end", BatchInfo(self.epoch + 1, i, len(plan), len(y), loss_sum))
+                # Under mixing, accuracy counts agreement with each image's larger label share and
+                # the loss is the one optimised, against the mixed targets.
+                metrics.update(logits, target if target.ndim == 1 else target.argmax(1), loss_sum)
+                self._emit("on_batch_end", BatchInfo(self.epoch + 1, i, len(plan), len(target), loss_sum))
         return metrics.compute()
 
     def _optimizer_step(self, window_samples: int) -> None:
@@ -303,17 +337,22 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.global_step += 1
         self._emit("on_step_end", info)
 
-    def _batch(self, mb: MicroBatch, seed: int) -> torch.Tensor:
-        """The model input of one micro-batch: cached features, or its images prepared and augmented
-        with a generator of its own (safe on a background thread)."""
+    def _batch(self, mb: MicroBatch, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model input, target) of one micro-batch: cached features, or its images prepared, augmented
+        and mixed with a generator of its own (safe on a background thread). The target is class
+        indices, or class probabilities where the batch was mixed."""
+        y = self.data.train.labels[mb.indices].to(self.device)
         if self.cache is not None:
-            return self.cache.train[mb.indices.to(self.cache.train.device)]
+            return self.cache.train[mb.indices.to(self.cache.train.device)], y
         g = torch.Generator(device=self.device).manual_seed(seed + self.dist.rank)  # each rank its own numbers
         images = self.data.train.images[mb.indices]
-        return prepare(images, self.norm, self.device, self.augment, g, self.cfg.channels_last)
+        x = prepare(images, self.norm, self.device, self.augment, g, self.cfg.channels_last)
+        return self.mixing.apply(x, y, len(self.classes), g)
 
     def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, summed per-sample loss) of one micro-batch; ``x`` is cached features while the
@@ -327,16 +366,18 @@ class Trainer:
         return logits, loss
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        self.model.eval()
+    def validate(self, model: nn.Module | None = None) -> dict[str, float]:
+        """Metrics of ``model`` (default: the trained weights; or their EMA) on the validation split."""
+        model = model or self.model
+        model.eval()
         metrics = EpochMetrics(len(self.classes), self.device)
         val = self.data.val
         bs = self.cfg.eval_batch_size
         for i in range(self.dist.rank * bs, len(val), bs * self.dist.world_size):
             if self.cache is None:
-                net, x = self.model, prepare(val.images[i : i + bs], self.norm, self.device, channels_last=self.cfg.channels_last)
+                net, x = model, prepare(val.images[i : i + bs], self.norm, self.device, channels_last=self.cfg.channels_last)
             else:
-                net, x = self.model.head, self.cache.val[i : i + bs]
+                net, x = model.head, self.cache.val[i : i + bs]
             y = val.labels[i : i + bs].to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
                 logits = logits_of(net(x)).float()
@@ -347,12 +388,18 @@ class Trainer:
 
     # ----------------------------------------------------------------- bookkeeping
     def _update_best(self, row: dict[str, float]) -> None:
-        """``best`` and ``stale_epochs`` after this epoch (what best.pt and early stopping go by)."""
+        """``best`` and ``stale_epochs`` after this epoch (what best.pt and early stopping go by); with
+        ``--ema`` the better of the raw and the averaged weights counts, and the checkpoint serves it."""
         key = self.cfg.monitor
         if key not in row:
             raise UserError(f"--monitor {key} is not a history column: use one of {', '.join(k for k in row if k.startswith('val_'))}")
         value = row[key]
         lower_is_better = key.endswith("loss")
+        ema_value = row.get(key.replace("val_", "val_ema_", 1), math.nan) if key.startswith("val_") else math.nan
+        self.serve_ema = not math.isnan(ema_value) and (
+            math.isnan(value) or (ema_value < value if lower_is_better else ema_value > value))
+        if self.serve_ema:
+            value = ema_value
         better = self.best is None or (not math.isnan(value) and (
             value < self.best["value"] if lower_is_better else value > self.best["value"]))
         if better:

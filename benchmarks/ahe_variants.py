@@ -1,0 +1,131 @@
+"""Shared by benchmarks/ahe.py and benchmarks/ahe_best.py: train named variants on the AHE training
+pool, evaluate each best checkpoint on cnnlab's stratified, seeded 20% validation split without and
+with test-time augmentation (and ensembles of variants), and print one table row per result.
+
+The official AHE test set is never used: recipes are chosen on the validation split only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# On a shared machine, spinning OpenMP threads that wait for a busy core cost more than they save.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+from cnnlab.cli import main as cnnlab  # noqa: E402
+from cnnlab.runs.evaluate import evaluate, evaluation_images  # noqa: E402
+from cnnlab.runs.run import load_run  # noqa: E402
+
+AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"
+TTA = ("none", "flip", "flip+scales")
+
+
+@dataclass
+class Row:
+    variant: str
+    tta: str
+    accuracy: float
+    f1_macro: float
+    minutes: float  # training wall time (data loading included) plus this evaluation
+    note: str = ""
+
+
+def slug(name: str) -> str:
+    """A variant name as a folder name."""
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-")
+
+
+def train(name: str, flags: list[str], run: Path) -> tuple[Path, float]:
+    """Run `cnnlab train` with ``flags`` into ``run``; returns the run and its wall minutes."""
+    argv = ["train", *flags, "--output", str(run)]
+    print(f"\n== {name}\ncnnlab {' '.join(argv)}", flush=True)
+    t0 = time.perf_counter()
+    if cnnlab(argv) != 0:
+        raise SystemExit(f"training variant {name} failed")
+    return run, (time.perf_counter() - t0) / 60
+
+
+def evaluate_rows(name: str, runs: list[Path], train_minutes: float, modes: tuple[str, ...] = TTA) -> list[Row]:
+    """Validation accuracy and macro F1 of the runs' best checkpoints (an ensemble if several), per TTA mode."""
+    device = torch.device("cpu")
+    loaded = [load_run(r, "best", device) for r in runs]
+    sets = [evaluation_images(run, None)[0] for run in loaded]
+    note = ", ".join(f"epoch {r.epoch}{' EMA' if r.weights == 'ema' else ''}" for r in loaded)
+    rows = []
+    for tta in modes:
+        t0 = time.perf_counter()
+        m = evaluate(loaded[0], sets[0], "val", device, tta=tta, others=list(zip(loaded[1:], sets[1:]))).metrics
+        minutes = train_minutes + (time.perf_counter() - t0) / 60
+        rows.append(Row(name, tta, m["accuracy"], m["f1_macro"], minutes, note))
+        print(f"-> {name}, TTA {tta}: val accuracy {m['accuracy']:.4f}, macro F1 {m['f1_macro']:.4f}, "
+              f"{minutes:.1f} min ({note})", flush=True)
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    print("\n| variant | TTA | val accuracy | val F1 (macro) | wall minutes | best checkpoint |\n|---|---|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r.variant} | {r.tta} | {r.accuracy:.4f} | {r.f1_macro:.4f} | {r.minutes:.1f} | {r.note} |")
+    print("\nwall minutes: training (data loading included) plus that evaluation, on this machine as it was "
+          "(shared machines give noisy times)")
+
+
+def print_spread(rows: list[Row], tta: str) -> None:
+    """Mean and range over seeds of the rows with ``tta``."""
+    picked = [r for r in rows if r.tta == tta]
+    if len(picked) < 2:
+        return
+    for label, values in (("val accuracy", [r.accuracy for r in picked]), ("macro F1", [r.f1_macro for r in picked])):
+        print(f"seed spread ({len(picked)} seeds, TTA {tta}): {label} mean {statistics.mean(values):.4f}, "
+              f"range {min(values):.4f}-{max(values):.4f}")
+
+
+def run(doc: str, out_name: str, base: list[str], variants: dict[str, list[str]],
+        ensembles: dict[str, list[str]] | None = None) -> None:
+    """The command line both AHE benchmarks share: train the chosen ``variants`` (``base`` flags, then the
+    variant's, then extra flags after --) once per seed, evaluate each (and each ensemble of variants
+    trained in the same call) with every TTA mode, print the table and, with several seeds, the spread
+    of the first variant."""
+    ensembles = ensembles or {}
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(AHE))
+    p.add_argument("--variants", default=next(iter(variants)), help="comma-separated variant names (none has a comma), or 'all' "
+                   "(default: the first, the recommendation)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds: each variant once per seed (0)")
+    p.add_argument("--out", default=f"runs/{out_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    p.add_argument("extra", nargs="*", help="cnnlab train flags after --, applied to every variant")
+    a = p.parse_args()
+    if not Path(a.data).is_dir():
+        sys.exit(f"AHE images not found at {a.data}: pass --data DIR")
+    names = [*variants, *ensembles] if a.variants == "all" else a.variants.split(",")
+    unknown = [n for n in names if n not in variants and n not in ensembles]
+    if unknown:
+        sys.exit(f"unknown variant '{unknown[0]}': choose from {', '.join([*variants, *ensembles])} or all")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    rows: list[Row] = []
+    for seed in seeds:
+        trained: dict[str, tuple[Path, float]] = {}
+        for name in names:
+            label = name if len(seeds) == 1 else f"{name}, seed {seed}"
+            if name in ensembles:
+                members = ensembles[name]
+                if any(m not in trained for m in members):
+                    print(f"skip {name}: train {' and '.join(members)} in the same call", flush=True)
+                    continue
+                rows += evaluate_rows(label, [trained[m][0] for m in members], sum(trained[m][1] for m in members))
+                continue
+            flags = [*base, "--data", a.data, *variants[name], "--seed", str(seed), *a.extra]
+            trained[name] = train(name, flags, Path(a.out) / f"{slug(name)}-seed{seed}")
+            rows += evaluate_rows(label, [trained[name][0]], trained[name][1])
+    print_table(rows)
+    if len(seeds) > 1:
+        for tta in ("none", "flip"):
+            print_spread([r for r in rows if r.variant.startswith(names[0] + ",")], tta)

@@ -1,0 +1,234 @@
+"""EMA of weights, mixup/cutmix, progressive resizing, test-time augmentation and ensembles, each on
+tiny data: the numbers against independent computations, resume, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.cli import main
+from cnnlab.errors import UserError
+from cnnlab.runs.config import TrainConfig
+from cnnlab.runs.ensemble import ensemble_probs
+from cnnlab.runs.inference import predict_logits
+from cnnlab.runs.run import LoadedRun, load_run
+from cnnlab.runs.tta import predict_probs
+from cnnlab.train.mixing import Mixing
+
+DATA = ["--model", "tiny_test", "--shapes-per-class", "6"]
+TINY = [*DATA, "--image-size", "16", "--batch-size", "16", "--seed", "1"]
+
+
+def history_without_timing(run):
+    rows = json.loads((run / "history.json").read_text())
+    return [{k: v for k, v in r.items() if k not in ("images_per_s", "epoch_time_s")} for r in rows]
+
+
+def test_ema_equals_the_hand_computed_average_after_three_steps(tmp_path):
+    from cnnlab.train.trainer import Trainer
+
+    # 5 shapes x 10 classes, one of each class for validation: 40 training images = 3 steps (16, 16, 8).
+    cfg = TrainConfig(model="tiny_test", shapes_per_class=5, image_size=16, batch_size=16, epochs=1, ema=0.6,
+                      augment="none", output=str(tmp_path / "run"))
+    trainer = Trainer(cfg)
+    assert trainer.steps_per_epoch == 3
+    weights = [{k: v.clone() for k, v in trainer.model.state_dict().items()}]
+    update = trainer.ema.update
+
+    def record(model):
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        update(model)
+
+    trainer.ema.update = record
+    trainer.fit()
+    assert len(weights) == 4  # the starting weights and one set after each of the 3 steps
+    for k, averaged in trainer.ema.model.state_dict().items():
+        expected = weights[0][k]
+        for step, w in enumerate(weights[1:], start=1):
+            d = min(0.6, (1 + step) / (10 + step))  # warm-up: 2/11, 3/12, 4/13
+            expected = d * expected + (1 - d) * w[k]
+        torch.testing.assert_close(averaged, expected)
+        assert not torch.equal(averaged, weights[-1][k])
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert all(torch.equal(saved["ema"][k], v) for k, v in trainer.ema.model.state_dict().items())
+    row = trainer.history[-1]
+    assert saved["serve"] == ("ema" if row["val_ema_accuracy"] > row["val_accuracy"] else "model")
+
+
+def test_best_checkpoint_serves_the_ema_weights_when_they_validate_better(tmp_path, monkeypatch):
+    from cnnlab.train.trainer import Trainer
+
+    original = Trainer.validate
+
+    def ema_always_better(self, model=None):
+        metrics = original(self, model)
+        return {**metrics, "accuracy": 0.9} if model is not None else {**metrics, "accuracy": 0.1}
+
+    monkeypatch.setattr(Trainer, "validate", ema_always_better)
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="tiny_test", shapes_per_class=6, image_size=16, batch_size=16, epochs=1, ema=0.9,
+                        output=str(run))).fit()
+    loaded = load_run(run, "best")
+    ckpt = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    assert loaded.weights == "ema" and ckpt["best"]["value"] == 0.9
+    assert all(torch.equal(v, ckpt["ema"][k]) for k, v in loaded.model.state_dict().items())
+
+
+def test_mixup_blends_pairs_and_its_targets_sum_to_one():
+    x = torch.rand(6, 3, 8, 8)
+    y = torch.tensor([0, 1, 2, 3, 4, 1])
+    mixed, targets = Mixing(mixup=0.4).apply(x, y, 5, torch.Generator().manual_seed(0))
+    assert targets.shape == (6, 5)
+    torch.testing.assert_close(targets.sum(1), torch.ones(6))
+    lam = float(targets[0, 0])  # image 0 (class 0) is paired with image 5 (class 1)
+    assert 0 < lam < 1 and float(targets[0, 1]) == pytest.approx(1 - lam)
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x.flip(0))
+    again = Mixing(mixup=0.4).apply(x, y, 5, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], mixed)  # all randomness from the generator
+
+
+def test_cutmix_target_share_is_the_share_of_pixels_kept():
+    x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 10, 10).contiguous()  # image i is all i
+    y = torch.tensor([0, 1, 2, 3])
+    for seed in range(5):
+        mixed, targets = Mixing(cutmix=1.0).apply(x, y, 4, torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(targets.sum(1), torch.ones(4))
+        for i in range(4):
+            kept = (mixed[i] == i).float().mean()
+            assert float(targets[i, i]) == pytest.approx(float(kept))
+
+
+def test_mixing_probability_zero_and_one():
+    x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+    out, target = Mixing(mixup=1.0, cutmix=1.0, prob=0.0).apply(x, y, 4, torch.Generator().manual_seed(0))
+    assert out is x and target is y
+    mixed = [Mixing(mixup=1.0, cutmix=1.0).apply(x, y, 4, torch.Generator().manual_seed(s))[1].ndim for s in range(8)]
+    assert mixed == [2] * 8
+
+
+def test_progressive_resizing_switches_at_the_stated_epoch_and_resumes(tmp_path, monkeypatch):
+    from cnnlab.train.trainer import Trainer
+
+    flags = [*DATA, "--image-size", "12:16", "--size-epochs", "2", "--epochs", "3", "--batch-size", "16",
+             "--ema", "0.5", "--mixup", "0.4", "--cutmix", "1.0", "--mix-prob", "0.7", "--augment", "light"]
+    whole = tmp_path / "whole"
+    assert main(["train", *flags, "--output", str(whole)]) == 0
+    history = history_without_timing(whole)
+    assert [r["image_size"] for r in history] == [12, 12, 16]
+    assert torch.load(whole / "checkpoints" / "last.pt", weights_only=True)["image_size"] == 16
+
+    run = tmp_path / "resumed"
+    original = Trainer.train_epoch
+
+    def interrupted_in_second_epoch(self):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted_in_second_epoch)
+    assert main(["train", *flags, "--output", str(run)]) == 130
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    assert main(["train", "--resume", str(run)]) == 0
+    assert history_without_timing(run) == history
+    a = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--image-size", "12:x"], "sizes joined by ':'"),
+    (["--image-size", "12:16", "--size-epochs", "3:4"], "must give 1 increasing epoch"),
+    (["--ema", "1.5"], "--ema must be a decay in [0, 1)"),
+    (["--mixup", "-1"], "--mixup must be 0 (off) or a positive"),
+])
+def test_bad_settings_are_one_line_errors(flags, message, capsys):
+    assert main(["train", *TINY, *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+class FlipSymmetric(nn.Module):
+    """f(x) + f(mirror(x)): the same output for an image and its mirror."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) + self.inner(x.flip(-1))
+
+
+def _loaded(model: nn.Module, size: int = 10, classes: int = 5) -> LoadedRun:
+    from cnnlab.data.normalize import Normalization
+
+    model(torch.zeros(1, 3, size, size))  # materialise lazy layers
+    return LoadedRun(None, model.eval(), TrainConfig(), [f"c{i}" for i in range(classes)],  # type: ignore[arg-type]
+                     Normalization((0.5,) * 3, (0.25,) * 3), size, 1)
+
+
+def test_flip_tta_of_a_flip_invariant_model_equals_the_plain_prediction():
+    torch.manual_seed(0)
+    run = _loaded(FlipSymmetric())
+    images = torch.randint(0, 256, (7, 3, 10, 10), dtype=torch.uint8)
+    plain = predict_probs(run, images, torch.device("cpu"), "none")
+    torch.testing.assert_close(plain, predict_logits(run.model, images, run.norm, torch.device("cpu")).softmax(1))
+    torch.testing.assert_close(predict_probs(run, images, torch.device("cpu"), "flip"), plain)
+    scales = predict_probs(run, images, torch.device("cpu"), "flip+scales")
+    torch.testing.assert_close(scales.sum(1), torch.ones(7))
+    assert not torch.allclose(scales, plain)  # the zoomed views do change the prediction
+
+
+def test_ensemble_averages_probabilities_and_checks_classes():
+    torch.manual_seed(0)
+    a, b = _loaded(FlipSymmetric()), _loaded(FlipSymmetric())
+    images = torch.randint(0, 256, (4, 3, 10, 10), dtype=torch.uint8)
+    cpu = torch.device("cpu")
+    torch.testing.assert_close(ensemble_probs([a], [images], cpu), predict_probs(a, images, cpu))
+    expected = (predict_probs(a, images, cpu) + predict_probs(b, images, cpu)) / 2
+    torch.testing.assert_close(ensemble_probs([a, b], [images, images], cpu), expected)
+    other = _loaded(FlipSymmetric(), classes=5)
+    other.classes = list(reversed(other.classes))
+    with pytest.raises(UserError, match="other classes"):
+        ensemble_probs([a, other], [images, images], cpu)
+
+
+def test_cli_ensemble_of_one_run_equals_that_run_and_sizes_may_differ(tmp_path, capsys):
+    from PIL import Image
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    assert main(["train", *TINY, "--epochs", "1", "--output", str(small)]) == 0
+    assert main(["train", *TINY, "--image-size", "20", "--epochs", "1", "--output", str(large)]) == 0  # the last flag wins
+    assert main(["evaluate", str(small)]) == 0
+    single = json.loads((small / "evaluation" / "val" / "metrics.json").read_text())["metrics"]
+    assert main(["evaluate", str(small), str(small)]) == 0
+    twice = json.loads((small / "evaluation" / "val-ensemble2" / "metrics.json").read_text())["metrics"]
+    assert twice == pytest.approx(single)
+    assert main(["evaluate", str(small), str(large), "--tta", "flip"]) == 0
+    assert "ensemble of 2 runs" in capsys.readouterr().out
+    assert (small / "evaluation" / "val-tta-flip-ensemble2" / "metrics.json").is_file()
+
+    image = tmp_path / "img.png"
+    Image.new("RGB", (30, 30), (200, 40, 40)).save(image)
+    capsys.readouterr()
+    assert main(["predict", str(small), str(image), "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(small), str(small), str(image), "--json"]) == 0
+    twice = json.loads(capsys.readouterr().out)
+    assert [t["class"] for t in twice[0]["top"]] == [t["class"] for t in one[0]["top"]]
+    assert [t["probability"] for t in twice[0]["top"]] == pytest.approx([t["probability"] for t in one[0]["top"]])
+    assert main(["predict", str(small), str(large), str(image), "--tta", "flip+scales"]) == 0
+    assert capsys.readouterr().out.startswith(str(image) + ": ")
+
+
+def test_the_ahe_recipe_is_a_valid_config():
+    from pathlib import Path
+
+    from cnnlab.runs.config import read_yaml
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "ahe_best.yaml"
+    cfg = TrainConfig.from_dict(read_yaml(recipe), where=str(recipe)).validate()
+    assert cfg.image_sizes() == [96, 128, 160] and cfg.size_starts() == [0, 4, 8]
+    assert [cfg.size_at(e, 0) for e in (0, 3, 4, 7, 8, 11)] == [96, 96, 128, 128, 160, 160]
