@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from cnnlab.cli import main as cnnlab  # noqa: E402
-from cnnlab.runs.evaluate import evaluate, evaluation_images  # noqa: E402
+from cnnlab.runs.evaluate import evaluation_images, score  # noqa: E402
 from cnnlab.runs.run import load_run  # noqa: E402
 
 AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"
@@ -57,12 +57,12 @@ def evaluate_rows(name: str, runs: list[Path], train_minutes: float, modes: tupl
     """Validation accuracy and macro F1 of the runs' best checkpoints (an ensemble if several), per TTA mode."""
     device = torch.device("cpu")
     loaded = [load_run(r, "best", device) for r in runs]
-    sets = [evaluation_images(run, None)[0] for run in loaded]
+    sets = [evaluation_images(run, None).images for run in loaded]
     note = ", ".join(f"epoch {r.epoch}{' EMA' if r.weights == 'ema' else ''}" for r in loaded)
     rows = []
     for tta in modes:
         t0 = time.perf_counter()
-        m = evaluate(loaded[0], sets[0], "val", device, tta=tta, others=list(zip(loaded[1:], sets[1:]))).metrics
+        m = score(loaded[0], sets[0], device, tta=tta, others=list(zip(loaded[1:], sets[1:]))).metrics
         minutes = train_minutes + (time.perf_counter() - t0) / 60
         rows.append(Row(name, tta, m["accuracy"], m["f1_macro"], minutes, note))
         print(f"-> {name}, TTA {tta}: val accuracy {m['accuracy']:.4f}, macro F1 {m['f1_macro']:.4f}, "

@@ -135,7 +135,8 @@ def main() -> None:
     if history.is_file():
         best = max(json.loads(history.read_text()), key=lambda h: h["val_accuracy"])
         print(f"best validation accuracy {best['val_accuracy']:.4f} at epoch {best['epoch']}")
-    data, split = evaluation_images(run, None)
+    evaluation = evaluation_images(run, None)
+    data, split = evaluation.images, evaluation.name
     gradcam_throughput(run, data.images[: args.batch], args.repeats)
     dream_cost(run, args.dream_steps)
     selectivity(run, data, split)

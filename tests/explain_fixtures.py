@@ -75,7 +75,7 @@ def shapes_val(shapes_run: LoadedRun) -> ImageSet:
     """The run's validation images, with their object masks."""
     from cnnlab.runs.evaluate import evaluation_images
 
-    images, _ = evaluation_images(shapes_run, None)
+    images = evaluation_images(shapes_run, None).images
     assert images.masks is not None
     return images
 

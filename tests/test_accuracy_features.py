@@ -214,11 +214,11 @@ def test_cli_ensemble_of_one_run_equals_that_run_and_sizes_may_differ(tmp_path, 
     Image.new("RGB", (30, 30), (200, 40, 40)).save(image)
     capsys.readouterr()
     assert main(["predict", str(small), str(image), "--json"]) == 0
-    one = json.loads(capsys.readouterr().out)
+    one = json.loads(capsys.readouterr().out)  # one JSON line per image
     assert main(["predict", str(small), str(small), str(image), "--json"]) == 0
     twice = json.loads(capsys.readouterr().out)
-    assert [t["class"] for t in twice[0]["top"]] == [t["class"] for t in one[0]["top"]]
-    assert [t["probability"] for t in twice[0]["top"]] == pytest.approx([t["probability"] for t in one[0]["top"]])
+    assert [t["class"] for t in twice["top"]] == [t["class"] for t in one["top"]]
+    assert [t["probability"] for t in twice["top"]] == pytest.approx([t["probability"] for t in one["top"]])
     assert main(["predict", str(small), str(large), str(image), "--tta", "flip+scales"]) == 0
     assert capsys.readouterr().out.startswith(str(image) + ": ")
 

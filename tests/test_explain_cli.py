@@ -43,7 +43,15 @@ def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(
     assert "features.3.act" in listing and "unit, default" in listing and "features.0.conv" in listing
 
     assert main(["explain", "gradcam", run, *pictures, "--batch-size", "2", "--device", "cpu"]) == 0
-    in_twos = np.load(shapes_run_dir / "explain" / "gradcam" / "gradcam-features.3.act.npz")["maps"]
+    stems = [Path(p).stem for p in pictures]
+
+    def gradcam_maps() -> np.ndarray:
+        records = [json.loads(p.read_text()) for p in sorted((shapes_run_dir / "explain" / "gradcam").glob("*.json"))]
+        names = {r["image"]: f"{Path(r['image']).stem}-{r['target']}-gradcam-features.3.act" for r in records
+                 if r["method"] == "gradcam" and r["layer"] == "features.3.act"}
+        return np.stack([np.load(shapes_run_dir / "explain" / "gradcam" / f"{names[p]}.npz")["map"] for p in pictures])
+
+    in_twos = gradcam_maps()
     assert main(["explain", "gradcam", run, *pictures, "--device", "cpu"]) == 0
     assert main(["explain", "gradcam", run, pictures[0], "--class", "ring", "--method", "gradcam++", "--device", "cpu"]) == 0
     assert main(["explain", "gradcam", run, pictures[0], "--layer", "features.1.act", "--filter", "5",
@@ -63,14 +71,13 @@ def test_every_command_writes_under_explain_and_leaves_training_artefacts_alone(
     assert written and all(p.is_file() and explain in p.parents for p in written)
     assert training_files(shapes_run_dir) == before
 
-    cams = json.loads((explain / "gradcam" / "gradcam-features.3.act.json").read_text())
-    assert [r["image"] for r in cams["images"]] == pictures
-    assert all(Path(r["overlay"]).is_file() for r in cams["images"])
-    arrays = np.load(explain / "gradcam" / "gradcam-features.3.act.npz")
-    assert arrays["maps"].shape == (3, 48, 48) and arrays["maps"].max() <= 1
-    assert np.allclose(arrays["maps"], in_twos, atol=1e-5)
-    with Image.open(explain / "gradcam" / f"{Path(pictures[0]).stem}-ring-gradcam++-features.3.act.png") as im:
-        assert im.size[0] >= 256
+    maps = gradcam_maps()
+    assert maps.shape == (3, 48, 48) and maps.max() <= 1
+    assert np.allclose(maps, in_twos, atol=1e-5)
+    ring = json.loads((explain / "gradcam" / f"{stems[0]}-ring-gradcam++-features.3.act.json").read_text())
+    assert ring["image"] == pictures[0] and ring["target"] == "ring" and Path(ring["picture"]).is_file()
+    with Image.open(ring["picture"]) as im:
+        assert im.size[0] >= 600  # the figure: image, overlay and colour bar side by side
     assert (explain / "gradcam" / f"{Path(pictures[0]).stem}-features.3.act-filter5-gradcam-features.1.act.png").is_file()
 
     dreamed = json.loads((explain / "dream" / "regularized.json").read_text())

@@ -153,7 +153,7 @@ def test_a_script_class_name_is_text_and_nothing_runs(web_run: Path, tmp_path: P
 def test_scores_match_an_independent_computation(full_run: Path):
     _, page = report(full_run)
     run = load_run(full_run)
-    images, _ = evaluation_images(run, None)
+    images = evaluation_images(run, None).images
     logits = predict_logits(run.model, images.images, run.norm, torch.device("cpu")).numpy()
     y = images.labels.numpy()
     p, r, f, support = precision_recall_fscore_support(y, logits.argmax(1), labels=range(3), zero_division=0)

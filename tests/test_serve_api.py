@@ -63,7 +63,7 @@ def test_good_image_gives_the_same_top_classes_as_predict(client, sample, web_ru
     assert r.status_code == 200
     body = r.json()
     run = load_run(web_run)
-    expected = predict(run, [str(sample)], CPU, top_k=3)[0]["top"]
+    expected = next(predict([run], [str(sample)], CPU, top_k=3)).to_dict()["top"]  # predict yields per image
     assert [t["class"] for t in body["top"]] == [t["class"] for t in expected]  # 3 classes: top-5 is all 3
     assert [t["probability"] for t in body["top"]] == pytest.approx([t["probability"] for t in expected], abs=1e-5)
     assert body["gradcam"]["class"] == expected[0]["class"] and body["gradcam"]["layer"] == default_cam_layer(run.model, 16)

@@ -68,7 +68,7 @@ def test_upload_in_chromium_shows_the_top_class_and_the_overlay(server: str, web
     from selenium.webdriver.support.ui import WebDriverWait
 
     image = sorted((web_folder / "<img src=x onerror=alert(1)>").glob("*.png"))[0]
-    expected = predict(load_run(web_run), [str(image)], torch.device("cpu"), top_k=1)[0]["top"][0]["class"]
+    expected = next(predict([load_run(web_run)], [str(image)], torch.device("cpu"), top_k=1)).top[0][0]
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in FLAGS:

@@ -105,7 +105,7 @@ def test_predict_text_and_json(trained, tmp_path, capsys):
         Image.fromarray(s.images[i].permute(1, 2, 0).numpy()).save(p)
         paths.append(str(p))
     assert main(["predict", str(trained), *paths, "--json", "--top-k", "3"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # JSON lines
     assert [r["image"] for r in results] == paths
     for r in results:
         probs = [t["probability"] for t in r["top"]]

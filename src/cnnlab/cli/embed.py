@@ -9,6 +9,8 @@ from pathlib import Path
 
 from cnnlab.data.augment import PRESETS
 from cnnlab.embed.config import LOSSES
+from cnnlab.cli.help import add_command, show_config_defaults
+from cnnlab.embed.config import EmbedConfig
 from cnnlab.errors import UserError
 from cnnlab.runs.checkpoint import CHECKPOINTS
 
@@ -16,34 +18,34 @@ from cnnlab.runs.checkpoint import CHECKPOINTS
 def _add_data_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--data", help="folder with one sub-folder of images per person (e.g. ../shared/data/faces/orl_att); "
                    "default: the generated `identities` set")
-    g.add_argument("--identities", type=int, help="people in the generated set (200)")
-    g.add_argument("--per-identity", type=int, help="images per person in the generated set (10)")
+    g.add_argument("--identities", type=int, help="people in the generated set")
+    g.add_argument("--per-identity", type=int, help="images per person in the generated set")
     g.add_argument("--image-size", type=int, help="images are resized to this square size (default: the model's)")
     g.add_argument("--train-ids", type=int, help="people to train on (default: half)")
     g.add_argument("--dev-ids", type=int, help="people to calibrate the threshold on (default: a quarter)")
     g.add_argument("--test-ids", type=int, help="people to test on, never trained on (default: a quarter)")
-    g.add_argument("--seed", type=int, help="shuffles who goes to train, dev and test; batches; augmentation (0)")
+    g.add_argument("--seed", type=int, help="shuffles who goes to train, dev and test; batches; augmentation")
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (may raise --epochs)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (may raise --epochs; default: a new run)")
     _add_data_arguments(p.add_argument_group("data"))
     g = p.add_argument_group("training")
-    g.add_argument("--train-per-identity", type=int, metavar="N", help="use only each training person's first N images")
-    g.add_argument("--augment", choices=list(PRESETS), help="augmentation preset (light)")
-    g.add_argument("--model", help="registry backbone (ahe_cnn; see `cnnlab models`)")
+    g.add_argument("--train-per-identity", type=int, metavar="N", help="use only each training person's first N images (default: all)")
+    g.add_argument("--augment", choices=list(PRESETS), help="augmentation preset")
+    g.add_argument("--model", help="registry backbone (see `cnnlab models`)")
     g.add_argument("--pretrained", nargs="?", const=True, metavar="TAG", help="start from the backbone's ImageNet weights")
-    g.add_argument("--dim", type=int, help="embedding size (128)")
+    g.add_argument("--dim", type=int, help="embedding size")
     g.add_argument("--freeze-backbone", action="store_const", const=True, help="train only the projection head on a "
-                   "frozen --pretrained backbone (with --augment none its features are computed once)")
-    g.add_argument("--loss", choices=LOSSES, help="metric-learning loss (arcface)")
-    g.add_argument("--margin", type=float, help="the loss's margin (triplet 0.2, contrastive 1.0, arcface 28.6 degrees)")
-    g.add_argument("--ids-per-batch", type=int, metavar="P", help="people per batch (16)")
-    g.add_argument("--images-per-id", type=int, metavar="K", help="images per person per batch (4)")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+                   "frozen --pretrained backbone (with --augment none its features are computed once; default: off)")
+    g.add_argument("--loss", choices=LOSSES, help="metric-learning loss")
+    g.add_argument("--margin", type=float, help="the loss's margin (default: triplet 0.2, contrastive 0.5, arcface 28.6 degrees)")
+    g.add_argument("--ids-per-batch", type=int, metavar="P", help="people per batch")
+    g.add_argument("--images-per-id", type=int, metavar="K", help="images per person per batch")
+    g.add_argument("--epochs", type=int, help="epochs to train")
+    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--weight-decay", type=float, help="L2 penalty")
+    g.add_argument("--device", help="auto (first GPU, else CPU), cpu, cuda, cuda:1 ... (default: auto)")
     g.add_argument("--output", help="run directory to create (default: runs/<time>-<model>-<data>)")
 
 
@@ -175,8 +177,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab embed train`")
-    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
+                   help="the best epoch's weights (by the run's --monitor), or the last epoch's")
+    p.add_argument("--device", default="auto", help="auto (first GPU, else CPU), cpu, cuda, cuda:1 ...")
 
 
 def _add_detect_argument(p: argparse.ArgumentParser) -> None:
@@ -185,49 +188,57 @@ def _add_detect_argument(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    embed = sub.add_parser("embed", help="face embeddings: train, evaluate, enroll, verify, identify")
+    embed = add_command(sub, "embed", "face embeddings: train, evaluate, enroll, verify, identify",
+                        ["cnnlab embed train --data ../shared/data/faces/orl_att --output runs/faces",
+                         "cnnlab embed verify runs/faces people.gallery photo.png --as s1"])
     cmds = embed.add_subparsers(dest="embed_command", metavar="SUBCOMMAND", required=True)
 
-    p = cmds.add_parser("train", help="train an embedding network (triplet, contrastive or ArcFace loss)")
+    p = add_command(cmds, "train", "train an embedding network (triplet, contrastive or ArcFace loss)",
+                    ["cnnlab embed train", "cnnlab embed train --data ../shared/data/faces/orl_att --loss triplet"])
     _add_train_arguments(p)
+    show_config_defaults(p, EmbedConfig().to_dict())
     p.set_defaults(func=cmd_train)
 
-    p = cmds.add_parser("evaluate", help="threshold on dev people; ROC, EER, TAR@FAR, CMC, DIR@FPIR on test people")
+    p = add_command(cmds, "evaluate", "threshold on dev people; ROC, EER, TAR@FAR, CMC, DIR@FPIR on test people",
+                    ["cnnlab embed evaluate runs/faces", "cnnlab embed evaluate runs/faces --threshold-at 0.01"])
     _add_run_arguments(p)
     p.add_argument("--threshold-at", default="eer", metavar="eer|FAR", help="calibrate at the dev EER point (eer) "
                    "or at a target false accept rate such as 0.01")
-    p.add_argument("--enrolled", type=int, default=5, help="images enrolled per test person for identification (5)")
+    p.add_argument("--enrolled", type=int, default=5, help="images enrolled per test person for identification")
     p.add_argument("--baselines", action="store_true", help="also Eigenfaces and ImageNet MobileNetV2 features")
     p.set_defaults(func=cmd_evaluate)
 
-    p = cmds.add_parser("enroll", help="add images of one person to a gallery (created if absent)")
+    p = add_command(cmds, "enroll", "add images of one person to a gallery (created if absent)",
+                    ["cnnlab embed enroll runs/faces people.gallery --name s1 s1/1.pgm s1/2.pgm"])
     _add_run_arguments(p)
     p.add_argument("gallery", metavar="GALLERY", help="gallery file, e.g. people.gallery")
     p.add_argument("--name", required=True, help="the person's name")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="images of the person")
     _add_detect_argument(p)
     p.set_defaults(func=cmd_enroll)
 
     for name, func, help_ in (("verify", cmd_verify, "is IMAGE the enrolled person NAME? (1:1)"),
                               ("identify", cmd_identify, "who in the gallery is IMAGE, if anyone? (1:N)")):
-        p = cmds.add_parser(name, help=help_)
+        extra = "--as s1" if name == "verify" else "--top-k 3"
+        p = add_command(cmds, name, help_, [f"cnnlab embed {name} runs/faces people.gallery photo.png {extra}"])
         _add_run_arguments(p)
-        p.add_argument("gallery", metavar="GALLERY")
-        p.add_argument("image", metavar="IMAGE")
+        p.add_argument("gallery", metavar="GALLERY", help="gallery file written by `cnnlab embed enroll`")
+        p.add_argument("image", metavar="IMAGE", help="the image to check")
         if name == "verify":
             p.add_argument("--as", dest="claimed", required=True, metavar="NAME", help="the claimed identity")
         else:
-            p.add_argument("--top-k", type=int, default=5, help="candidates to list (5)")
+            p.add_argument("--top-k", type=int, default=5, help="candidates to list")
         p.add_argument("--threshold", type=float, help="distance threshold (default: the one `embed evaluate` calibrated)")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
         _add_detect_argument(p)
         p.set_defaults(func=func)
 
-    p = cmds.add_parser("experiment", help="one-per-person: can one photo per person train an embedding?")
-    p.add_argument("name", choices=["one-per-person"])
+    p = add_command(cmds, "experiment", "one-per-person: can one photo per person train an embedding?",
+                    ["cnnlab embed experiment one-per-person --scale 0.25"])
+    p.add_argument("name", choices=["one-per-person"], help="the experiment")
     p.add_argument("--data", help="folder of people (e.g. ORL); default: the generated `identities` set")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=8, help="epochs per training run")
     p.add_argument("--scale", type=float, default=1.0, help="fraction of the default numbers of people (quick runs)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device")
+    p.add_argument("--seed", type=int, help="seeds the splits and training (default: 0)")
+    p.add_argument("--device", help="auto (first GPU, else CPU), cpu, cuda ... (default: auto)")
     p.set_defaults(func=cmd_experiment)

@@ -6,16 +6,19 @@ import argparse
 import time
 from dataclasses import fields
 
+from cnnlab.cli.help import add_command
 from cnnlab.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from cnnlab.experiment.gradient_flow import VARIANTS, Budget
 
-    experiment = subparsers.add_parser("experiment", help="rerunnable experiments that train several runs and compare them")
+    experiment = add_command(subparsers, "experiment", "rerunnable experiments that train several runs and compare them",
+                             ["cnnlab experiment gradient-flow"])
     which = experiment.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
-    flow = which.add_parser(
-        "gradient-flow", help="vanishing gradients: a deep plain CNN with sigmoid, ReLU, ReLU+BatchNorm, and residual",
+    flow = add_command(
+        which, "gradient-flow", "vanishing gradients: a deep plain CNN with sigmoid, ReLU, ReLU+BatchNorm, and residual",
+        ["cnnlab experiment gradient-flow", "cnnlab experiment gradient-flow --depth 30 --variants plain_relu residual_relu_bn"],
         description="Train the same stack of --depth conv layers four ways on the built-in shapes dataset for a fixed "
                     "budget, logging every layer's gradient norm at every step; write one figure of gradient norm "
                     "by depth (OUT/gradient_flow.png), the table (OUT/gradient_flow.csv, also printed) and each "

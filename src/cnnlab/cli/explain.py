@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.cli.help import add_command
+from cnnlab.data.folder import DEFAULT_MAX_PIXELS
 from cnnlab.errors import UserError
 from cnnlab.explain.cam import CAM_METHODS
 from cnnlab.explain.dream import RECIPES
@@ -83,11 +85,11 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
         target = ClassTarget(_class_index(run, args.class_name))
     elif args.filter is not None:
         target = FilterTarget(args.filter_layer or layer, args.filter)
-    images = load_image_files(args.images, run.image_size)
+    images = load_image_files(args.images, run.image_size, args.max_pixels)
     cam = CAM_METHODS[args.method](run.model, layer)
     result = explain_in_batches(cam, images, run.norm, device, target, args.batch_size)
     records, written = write_gradcam(run.run_dir, args.images, images, result, run.classes, args.method, layer,
-                                     args.alpha)
+                                     args.alpha, args.overlay_only)
     for r in records:
         print(f"{r['image']}: target {r['target']} (score {r['score']:.3f}); "
               f"predicted {r['predicted']} {r['probability']:.3f}")
@@ -102,7 +104,7 @@ def cmd_activations(args: argparse.Namespace) -> int:
     from cnnlab.explain.grids import layer_activations
 
     run, device = _load(args)
-    image = load_image_files([args.image], run.image_size)
+    image = load_image_files([args.image], run.image_size, args.max_pixels)
     activations = layer_activations(run.model, image, run.norm, device, args.layer)[0]
     _wrote(write_activations(run.run_dir, args.image, args.layer, activations))
     return 0
@@ -141,7 +143,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
         targets = [FilterTarget(args.layer, k) for k in args.filter]
     else:
         targets = [ClassTarget(_class_index(run, c)) for c in (args.class_names or run.classes)]
-    init = load_image_files([args.init], size).float() / 255 if args.init else None
+    init = load_image_files([args.init], size, args.max_pixels).float() / 255 if args.init else None
     result = dream(run.model, run.norm, targets, size, how, init=init, seed=args.seed)
     records, written = write_dream(run.run_dir, result, targets, run.classes, how, size, args.seed, args.init)
     _wrote(written)
@@ -159,7 +161,8 @@ def cmd_units(args: argparse.Namespace) -> int:
     from cnnlab.runs.evaluate import evaluation_images
 
     run, device = _load(args)
-    data, split = evaluation_images(run, args.data)
+    evaluation = evaluation_images(run, args.data, max_pixels=args.max_pixels)
+    data, split = evaluation.images, evaluation.name
     if len(data) == 0:
         raise UserError(f"no images to measure on in the {split} split: pass --data DIR")
     layers = measure_selectivity(run.model, data, run.norm, run.image_size, device)
@@ -172,58 +175,76 @@ def cmd_units(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- parser
 def register(sub: argparse._SubParsersAction) -> None:
-    explain = sub.add_parser("explain", help="explain a trained run: Grad-CAM, activations, filters, class "
-                                             "images, unit selectivity (written under RUN/explain/)")
+    explain = add_command(sub, "explain", "explain a trained run: Grad-CAM, activations, filters, class images, unit "
+                          "selectivity (written under RUN/explain/)",
+                          ["cnnlab explain layers runs/my-run", "cnnlab explain gradcam runs/my-run photo.jpg"])
     commands = explain.add_subparsers(dest="explain_command", metavar="EXPLAIN_COMMAND", required=True)
 
-    def command(name: str, func, help_: str) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
-        p = commands.add_parser(name, help=help_, description=help_)
+    def command(name: str, func, help_: str, examples: list[str]) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        p = add_command(commands, name, help_, [f"cnnlab explain {name} runs/my-run {e}".rstrip() for e in examples])
         p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab train`")
         p.set_defaults(func=func)
         return p
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    def common(p: argparse.ArgumentParser, reads_images: bool = True) -> None:
+        p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
+                       help="the best epoch's weights (by the run's --monitor), or the last epoch's")
+        p.add_argument("--device", default="auto", help="auto (first GPU, else CPU), cpu, cuda ...")
+        if reads_images:
+            p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                           help="refuse images with more pixels than this (protects memory against huge files)")
 
-    p = command("layers", cmd_layers, "list the model's layers (names for --layer) with types and output shapes")
-    common(p)
+    p = command("layers", cmd_layers, "list the model's layers (names for --layer) with types and output shapes", [""])
+    common(p, reads_images=False)
 
-    p = command("gradcam", cmd_gradcam, "Grad-CAM overlays of images for a class (default: the predicted one) or a filter")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p = command("gradcam", cmd_gradcam, "Grad-CAM of images for a class (default: the predicted one) or a filter: a "
+                "figure per image with the image, the map over it and a colour bar",
+                ["photo.jpg other.png", "photo.jpg --class dome --method gradcam++ --overlay-only"])
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--layer", help="layer whose activations are weighted (default: the last conv block's output "
                                    "with maps of at least 4x4)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class for every image")
-    which.add_argument("--filter", type=int, metavar="K", help="explain the mean activation of filter K")
+    which.add_argument("--class", dest="class_name", metavar="NAME",
+                       help="explain this class for every image (default: each image's predicted class)")
+    which.add_argument("--filter", type=int, metavar="K",
+                       help="explain the mean activation of filter K instead of a class (default: a class)")
     p.add_argument("--filter-layer", metavar="NAME", help="layer of --filter (default: --layer)")
-    p.add_argument("--method", choices=list(CAM_METHODS), default="gradcam")
-    p.add_argument("--alpha", type=float, default=0.5, help="opacity of the heat map over the image")
+    p.add_argument("--method", choices=list(CAM_METHODS), default="gradcam",
+                   help="how the layer's channels are weighted (gradcam: mean gradient; gradcam++: positive "
+                        "gradients, weighted)")
+    p.add_argument("--alpha", type=float, default=0.5, help="opacity of the heat map over the image (0-1)")
+    p.add_argument("--overlay-only", action="store_true",
+                   help="write the bare overlay (image and map blended, enlarged) instead of the captioned figure")
     p.add_argument("--batch-size", type=int, default=64, help="images explained per forward/backward pass")
     common(p)
 
-    p = command("activations", cmd_activations, "grid of a layer's activation maps for one image")
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--layer", required=True, help="layer name (see `cnnlab explain layers RUN`)")
+    p = command("activations", cmd_activations, "grid of a layer's activation maps for one image",
+                ["photo.jpg --layer features.2.act"])
+    p.add_argument("image", metavar="IMAGE", help="an image file")
+    p.add_argument("--layer", required=True, help="layer name (see `cnnlab explain layers RUN`; required, no default)")
     common(p)
 
-    p = command("filters", cmd_filters, "grid of the first conv layer's filters")
-    common(p)
+    p = command("filters", cmd_filters, "grid of the first conv layer's filters", [""])
+    common(p, reads_images=False)
 
-    p = command("dream", cmd_dream, "class-model images: gradient ascent on the input for each class (or filter)")
+    p = command("dream", cmd_dream, "class-model images: gradient ascent on the input for each class (or filter)",
+                ["--method regularized", "--class dome --steps 200 --size 96"])
     p.add_argument("--class", dest="class_names", action="append", metavar="NAME",
                    help="class to draw (repeatable; default: every class)")
-    p.add_argument("--filter", type=int, action="append", metavar="K", help="draw filter K of --layer instead (repeatable)")
-    p.add_argument("--layer", help="layer of --filter")
-    p.add_argument("--method", choices=list(RECIPES), default="regularized")
+    p.add_argument("--filter", type=int, action="append", metavar="K",
+                   help="draw filter K of --layer instead (repeatable; default: classes)")
+    p.add_argument("--layer", help="layer of --filter (default: none; needed with --filter)")
+    p.add_argument("--method", choices=list(RECIPES), default="regularized",
+                   help="plain gradient ascent on pixels, or regularized: a Fourier parameterisation, random "
+                        "jitter, rotation and scale, L2 and total-variation penalties (images people can read)")
     p.add_argument("--steps", type=int, help="optimisation steps (default 1000)")
     p.add_argument("--size", type=int, help="image side in pixels (default: the run's input size)")
-    p.add_argument("--init", metavar="IMAGE", help="start from this image instead of noise")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", metavar="IMAGE", help="start from this image instead of noise (default: noise)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the starting noise and the jitter")
     common(p)
 
     p = command("units", cmd_units, "class selectivity of every conv unit, per layer, and the top images of the "
-                                    "most selective units")
+                                    "most selective units", ["", "--data photos/test --top-units 3"])
     p.add_argument("--data", help="folder to measure on (default: the run's validation split)")
     p.add_argument("--top-units", type=int, default=2, help="most selective units shown per layer")
     p.add_argument("--top-images", type=int, default=8, help="top-activating images shown per unit")

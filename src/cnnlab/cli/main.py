@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 
 from cnnlab import __version__
 from cnnlab.cli import embed, experiment, explain, models, reference, report, train
+from cnnlab.cli.help import HelpFormatter
 from cnnlab.errors import UserError
 
 # Modules whose ``register(subparsers)`` adds sub-commands, in the order `cnnlab --help` lists them.
@@ -21,14 +24,15 @@ COMMAND_GROUPS = (train, models, reference, explain, experiment, embed, report)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cnnlab", description="Train, evaluate and explain convolutional image classifiers."
+        prog="cnnlab", description="Train, evaluate and explain convolutional image classifiers.",
+        formatter_class=HelpFormatter, epilog="examples:\n  cnnlab train\n  cnnlab train --help",
     )
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     talk = parser.add_mutually_exclusive_group()
     talk.add_argument("-q", "--quiet", action="store_const", const=logging.WARNING, dest="log_level",
-                      help="only warnings and errors on stderr (no per-epoch lines or progress bar)")
+                      help="only warnings and errors on stderr (default: per-epoch lines and progress too)")
     talk.add_argument("-v", "--verbose", action="store_const", const=logging.DEBUG, dest="log_level",
-                      help="also debugging messages")
+                      help="also debugging messages (default: off)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_GROUPS:
         module.register(sub)
@@ -75,6 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (``cnnlab predict ... | head -1``): stop quietly, with the
+    status of a process ended by SIGPIPE, as other command-line tools do. stdout is pointed at
+    /dev/null so that flushing it at exit raises no second error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

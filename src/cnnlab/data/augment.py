@@ -11,7 +11,7 @@ batches give the same numbers in any order (on data threads) and a resumed run d
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -19,20 +19,26 @@ import torch.nn.functional as F
 from cnnlab.errors import UserError
 
 
+def _strength(unit: str, high: float) -> float:
+    """A field of ``AugmentConfig``: off by default, with its unit and largest sensible value (for
+    ``--aug`` help and range checks)."""
+    return field(default=0.0, metadata={"unit": unit, "max": high})
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Strength of each augmentation; 0 switches it off."""
 
-    rotation: float = 0.0  # max degrees, either way
-    hflip: float = 0.0  # probability
-    vflip: float = 0.0  # probability
-    zoom: float = 0.0  # scale drawn from [1 - zoom, 1 + zoom]
-    translate: float = 0.0  # max shift as a fraction of the image side
-    brightness: float = 0.0  # factor drawn from [1 - b, 1 + b]
-    contrast: float = 0.0  # factor drawn from [1 - c, 1 + c]
-    saturation: float = 0.0  # factor drawn from [1 - s, 1 + s]
-    hue: float = 0.0  # max hue rotation as a fraction of a full turn (<= 0.5)
-    noise: float = 0.0  # Gaussian noise std drawn from [0, noise], pixel values in [0, 1]
+    rotation: float = _strength("max degrees, either way", 180)
+    hflip: float = _strength("probability", 1)
+    vflip: float = _strength("probability", 1)
+    zoom: float = _strength("scale drawn from [1 - zoom, 1 + zoom]", 0.9)
+    translate: float = _strength("max shift as a fraction of the image side", 1)
+    brightness: float = _strength("factor drawn from [1 - b, 1 + b]", 1)
+    contrast: float = _strength("factor drawn from [1 - c, 1 + c]", 1)
+    saturation: float = _strength("factor drawn from [1 - s, 1 + s]", 1)
+    hue: float = _strength("max hue rotation as a fraction of a full turn", 0.5)
+    noise: float = _strength("Gaussian noise std drawn from [0, noise] (pixels 0-1)", 1)
 
     def is_geometric(self) -> bool:
         return any((self.rotation, self.hflip, self.vflip, self.zoom, self.translate))
@@ -59,11 +65,25 @@ def augment_config(preset: str, overrides: dict[str, float] | None = None) -> Au
     if preset not in PRESETS:
         raise UserError(f"unknown augmentation preset '{preset}': choose one of {', '.join(PRESETS)}")
     overrides = overrides or {}
-    names = {f.name for f in fields(AugmentConfig)}
-    unknown = sorted(set(overrides) - names)
+    limits = {f.name: f.metadata["max"] for f in fields(AugmentConfig)}
+    unknown = sorted(set(overrides) - set(limits))
     if unknown:
-        raise UserError(f"unknown augmentation '{unknown[0]}': choose from {', '.join(sorted(names))}")
+        raise UserError(f"unknown augmentation '{unknown[0]}': choose from {', '.join(sorted(limits))}")
+    for name, value in overrides.items():
+        if not isinstance(value, (int, float)) or not 0 <= value <= limits[name]:
+            raise UserError(f"--aug {name}={value} is out of range: use a number from 0 to {limits[name]:g}")
     return replace(PRESETS[preset], **{k: float(v) for k, v in overrides.items()})
+
+
+def augmentation_table() -> str:
+    """Name, unit, range and the presets' values of every augmentation, one line each (for help)."""
+    presets = [p for p in PRESETS if p != "none"]
+    width = max(len(f.metadata["unit"]) for f in fields(AugmentConfig))
+    lines = [f"{'name':<11} {'unit':<{width}} {'range':<6} " + " ".join(f"{p:>8}" for p in presets)]
+    for f in fields(AugmentConfig):
+        values = " ".join(f"{getattr(PRESETS[p], f.name):>8g}" for p in presets)
+        lines.append(f"{f.name:<11} {f.metadata['unit']:<{width}} {'0-' + format(f.metadata['max'], 'g'):<6} {values}")
+    return "\n".join(lines)
 
 
 def batch_seeds(count: int, g: torch.Generator) -> list[int]:

@@ -9,6 +9,7 @@ run of ten thousand.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ from PIL import Image
 
 from cnnlab.data.imageset import ImageSet
 from cnnlab.errors import UserError
+
+# Pillow's own limit against decompression bombs (89,478,485 pixels); --max-pixels raises it.
+DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+_OPEN_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -93,15 +98,31 @@ def to_rgb(img: Image.Image) -> Image.Image:
 class TooManyPixels(ValueError):
     """An image whose header declares more pixels than allowed: refused before its pixels are decoded."""
 
+    def __init__(self, width: int, height: int, limit: int) -> None:
+        super().__init__(f"{width}x{height} pixels, more than the {limit:,} allowed")
+        self.width, self.height, self.limit = width, height, limit
 
-def decode(source: Path | BinaryIO, size: int, max_pixels: int | None = None) -> np.ndarray:
-    """Decode one file to a size x size x 3 uint8 array (squashed to square, bilinear with antialias).
 
-    ``max_pixels`` refuses an image by the size its header declares, before any pixel is decoded: a
-    small compressed file can declare gigapixels (a decompression bomb)."""
-    with Image.open(source) as img:
-        if max_pixels is not None and img.width * img.height > max_pixels:
-            raise TooManyPixels(f"{img.width}x{img.height} pixels, more than the {max_pixels:,} allowed")
+def open_image(source: Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """``Image.open`` with cnnlab's pixel limit in place of Pillow's, which warns above its limit and refuses
+    twice that with a message that names neither the file nor a way out. Pillow's check is switched off
+    (under a lock, only while the header is read) so that ``max_pixels`` alone decides; the limit is
+    judged from the header, before any pixel is decoded (a small file can declare gigapixels)."""
+    with _OPEN_LOCK:
+        pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            img = Image.open(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
+    if img.width * img.height > max_pixels:
+        img.close()
+        raise TooManyPixels(img.width, img.height, max_pixels)
+    return img
+
+
+def decode(source: Path | BinaryIO, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode one file to a size x size x 3 uint8 array (squashed to square, bilinear with antialias)."""
+    with open_image(source, max_pixels) as img:
         img.load()
         rgb = to_rgb(img)
     if rgb.size != (size, size):
@@ -109,20 +130,22 @@ def decode(source: Path | BinaryIO, size: int, max_pixels: int | None = None) ->
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _try_decode(path: Path, size: int) -> np.ndarray | str:
+def _try_decode(path: Path, size: int, max_pixels: int) -> np.ndarray | str:
     try:
-        return decode(path, size)
+        return decode(path, size, max_pixels)
     except Exception as e:  # noqa: BLE001 - any decoder failure means "skip this file and say why"
         return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
-def load_folder(folder: Path, root: Path, size: int, classes: list[str] | None = None) -> tuple[ImageSet, list[Skipped]]:
+def load_folder(
+    folder: Path, root: Path, size: int, classes: list[str] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[ImageSet, list[Skipped]]:
     files, labels, classes = list_files(folder, classes)
     if not files:
         raise UserError(f"no image files found under '{folder}': expected {folder}/<class>/<image>")
     threads = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(threads) as pool:
-        decoded = list(pool.map(lambda f: _try_decode(f, size), files, chunksize=64))
+        decoded = list(pool.map(lambda f: _try_decode(f, size, max_pixels), files, chunksize=64))
     arrays, kept_labels, names, skipped = [], [], [], []
     for f, label, result in zip(files, labels, decoded):
         rel = f.relative_to(root).as_posix()

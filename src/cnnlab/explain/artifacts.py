@@ -15,7 +15,7 @@ from cnnlab import atomic
 from cnnlab.data.imageset import ImageSet
 from cnnlab.explain.cam import CamResult
 from cnnlab.explain.dream import DreamRecipe, DreamResult
-from cnnlab.explain.figures import dream_grid, selectivity_by_depth, top_images
+from cnnlab.explain.figures import dream_grid, gradcam_figure, selectivity_by_depth, top_images
 from cnnlab.explain.grids import activation_grid, filter_grid
 from cnnlab.explain.overlay import enlarge, heat_overlay, save_arrays, save_png
 from cnnlab.explain.selectivity import LayerSelectivity, most_selective
@@ -42,24 +42,35 @@ def unique_stems(paths: Sequence[str]) -> list[str]:
 
 def write_gradcam(
     run_dir: Path, image_paths: Sequence[str], images: torch.Tensor, result: CamResult, classes: list[str],
-    method: str, layer: str, alpha: float,
+    method: str, layer: str, alpha: float, overlay_only: bool = False,
 ) -> tuple[list[dict[str, Any]], list[Path]]:
-    """One overlay PNG per image, the maps as ``<method>-<layer>.npz`` and the records as JSON.
-    Each record: image, overlay, target, score, predicted class and its probability."""
+    """Per image, files named ``<image>-<target>-<method>-<layer>``: the figure (image, map over it,
+    colour bar, title with the target and the prediction; ``overlay_only``: the bare enlarged overlay),
+    the map as .npz and the record as .json. Each record: image, method, layer, target, score,
+    predicted class and its probability, picture."""
     probs = result.logits.softmax(1).cpu()
     out = explain_dir(run_dir, "gradcam")
     written, records = [], []
     for i, (path, stem) in enumerate(zip(image_paths, unique_stems(image_paths))):
-        what = result.targets[i].describe(classes)
-        png = out / f"{stem}-{what}-{method}-{layer}.png"
-        written.append(save_png(png, enlarge(heat_overlay(images[i], result.maps[i].cpu(), alpha))))
+        target = result.targets[i]
+        what = target.describe(classes)
         predicted = int(probs[i].argmax())
-        records.append({"image": path, "overlay": str(png), "target": what, "score": float(result.scores[i]),
-                        "predicted": classes[predicted], "probability": float(probs[i, predicted])})
-    tag = f"{method}-{layer}"
-    written.append(save_arrays(out / f"{tag}.npz", maps=result.maps.cpu().numpy(), raw=result.raw.cpu().numpy(),
-                               weights=result.weights.cpu().numpy(), images=images.numpy()))
-    written.append(atomic.write_json(out / f"{tag}.json", {"method": method, "layer": layer, "images": records}))
+        record = {"image": path, "method": method, "layer": layer, "target": what, "score": float(result.scores[i]),
+                  "predicted": classes[predicted], "probability": float(probs[i, predicted])}
+        name = f"{stem}-{what}-{method}-{layer}"
+        if overlay_only:
+            picture = save_png(out / f"{name}.png", enlarge(heat_overlay(images[i], result.maps[i].cpu(), alpha)))
+        else:
+            explained = f"class '{what}'" if isinstance(target, ClassTarget) else f"filter {what}"
+            title = (f"{Path(path).name}: {method} for {explained} at {layer}\n"
+                     f"predicted {record['predicted']} (probability {record['probability']:.3f})")
+            picture = save_figure(gradcam_figure(images[i], result.maps[i], title, alpha), out / f"{name}.png")
+        record["picture"] = str(picture)
+        records.append(record)
+        written += [picture,
+                    save_arrays(out / f"{name}.npz", map=result.maps[i].cpu().numpy(), raw=result.raw[i].cpu().numpy(),
+                                weights=result.weights[i].cpu().numpy(), image=images[i].numpy()),
+                    atomic.write_json(out / f"{name}.json", record)]
     return records, written
 
 
@@ -125,6 +136,8 @@ def write_units(
                     **{f"{layer.units.layer}.class_means": layer.class_means.numpy() for layer in layers}),
         save_figure(selectivity_by_depth(layers, f"class selectivity by depth ({split}, {len(data)} images)"),
                     out / "selectivity_by_depth.png"),
-        save_figure(top_images(most_selective(layers, top_units), data, top_images_per_unit), out / "top_units.png"),
+        save_figure(top_images(most_selective(layers, top_units), data, top_images_per_unit,
+                               f"the {top_units} most class-selective units of each conv layer ({split}, "
+                               f"{len(data)} images)"), out / "top_units.png"),
     ]
     return summaries, written

@@ -123,7 +123,12 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
-def high_frequency_energy(images: torch.Tensor, cutoff: float = 0.25) -> torch.Tensor:
+HIGH_FREQUENCY_CUTOFF = 0.25  # cycles per pixel
+HF_DEFINITION = (f"hf: share of the image's spectral energy above {HIGH_FREQUENCY_CUTOFF} cycles/pixel "
+                 "(white noise about 0.8, smooth images near 0)")
+
+
+def high_frequency_energy(images: torch.Tensor, cutoff: float = HIGH_FREQUENCY_CUTOFF) -> torch.Tensor:
     """Per image: the fraction of spectral energy (mean removed, summed over colour channels) at radial
     frequencies above ``cutoff`` cycles per pixel; Nyquist is 0.5. White noise gives about 0.8
     (the share of the frequency square outside that radius), smooth images close to 0."""

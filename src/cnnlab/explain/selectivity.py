@@ -27,6 +27,8 @@ from cnnlab.explain.layers import ConvUnits, conv_units
 from cnnlab.data.batch import prepare
 
 SELECTIVE = 0.5  # the threshold the per-layer "fraction of selective units" counts above
+DEFINITION = ("selectivity index SI = (mu_max - mu_rest) / (mu_max + mu_rest), mu_max: the unit's highest "
+              "class-mean activation, mu_rest: the mean of the other classes' (0: all classes alike, 1: one class only)")
 
 
 @dataclass

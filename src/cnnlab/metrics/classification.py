@@ -73,3 +73,13 @@ def per_class_report(confusion: torch.Tensor, classes: list[str]) -> list[dict[s
         {"class": c, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
         for c, p, r, f, s in zip(classes, precision, recall, f1, support)
     ]
+
+
+def macro_over_present(per_class: list[dict[str, float | int | str]]) -> dict[str, float]:
+    """Macro precision, recall and F1 over the classes that have images (support > 0), from
+    ``per_class_report`` rows: a test folder with 2 of a run's 10 classes is scored on those 2, not
+    diluted by 8 classes it cannot contain (scikit-learn's ``labels=present, average="macro"``)."""
+    rows = [r for r in per_class if int(r["support"]) > 0]
+    if not rows:
+        return {"precision_macro": 0.0, "recall_macro": 0.0, "f1_macro": 0.0}
+    return {f"{k}_macro": sum(float(r[k]) for r in rows) / len(rows) for k in ("precision", "recall", "f1")}

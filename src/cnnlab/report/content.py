@@ -57,11 +57,11 @@ def collect(run: LoadedRun, device: torch.device, checkpoint: str = "best", data
     """Everything the page shows: the run's own files, its scores on the validation split (and on
     ``data`` if given), Grad-CAM overlays, and the files under ``explain/`` and ``evaluation/``."""
     run_dir = run.run_dir
-    val, _ = evaluation_images(run, None)
+    val = evaluation_images(run, None).images
     splits = [split_section(run, val, "Validation split", "val", device)]
     if data is not None:
-        other, name = evaluation_images(run, data)
-        splits.append(split_section(run, other, f"Split '{name}' ({data})", "other-split", device))
+        other = evaluation_images(run, data)
+        splits.append(split_section(run, other.images, f"Split '{other.name}' ({data})", "other-split", device))
     return Report(
         run_name=run_dir.resolve().name, model=run.config.model, epoch=run.epoch, checkpoint=checkpoint,
         image_size=run.image_size,

@@ -7,10 +7,13 @@ this module never switches the backend of a notebook or an application that uses
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from cnnlab import atomic
 from cnnlab.metrics import METRIC_NAMES
@@ -33,44 +36,87 @@ def figure_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def plot_curves(history: list[dict], path: str | Path) -> Path:
-    """Write ``curves_figure(history)`` to ``path``."""
-    return save_figure(curves_figure(history), path)
+@dataclass(frozen=True)
+class Switch:
+    """A change of what trains, drawn as a vertical line between two epochs."""
+
+    after_epoch: int
+    label: str
 
 
-def curves_figure(history: list[dict]) -> Figure:
-    """Five panels (loss, accuracy, macro precision, recall, F1): train vs validation per epoch."""
-    fig = Figure(figsize=(4 * len(METRIC_NAMES), 3.4))
+def freeze_switches(config: dict[str, Any]) -> list[Switch]:
+    """From a run's config: where ``--freeze-epochs`` ends the head-only phase (gradual unfreezing
+    then adds one backbone stage per epoch from there on)."""
+    epochs = int(config.get("freeze_epochs") or 0)
+    if not epochs:
+        return []
+    how = "gradually, a stage per epoch" if config.get("unfreeze") == "gradual" else "all at once"
+    return [Switch(epochs, f"unfreeze {how}")]
+
+
+def curves_figure(history: list[dict], monitor: str = "val_accuracy", switches: list[Switch] | None = None) -> Figure:
+    """Five panels (loss, accuracy, macro precision, recall, F1): train vs validation per epoch, integer
+    epoch ticks, the best epoch by ``monitor`` as a dotted line and freeze switches as dashed lines."""
+    fig = Figure(figsize=(4 * len(METRIC_NAMES), 3.6))
     axes = fig.subplots(1, len(METRIC_NAMES))
     epochs = [h["epoch"] for h in history]
+    best = _best_epoch(history, monitor)
     for ax, name in zip(axes, METRIC_NAMES):
         for split, style in (("train", "-o"), ("val", "-s"), ("val_ema", "-^")):
             key = f"{split}_{name}"
             if history and key in history[0]:
                 ax.plot(epochs, [h[key] for h in history], style, markersize=3, label=split)
+        if best is not None:
+            ax.axvline(best, color="tab:green", linestyle=":", label=f"best epoch ({best})")
+        for switch in switches or []:
+            ax.axvline(switch.after_epoch + 0.5, color="tab:grey", linestyle="--", label=switch.label)
         ax.set_title(_TITLES[name])
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if epochs:
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         ax.grid(alpha=0.3)
         if name != "loss":
             ax.set_ylim(-0.02, 1.02)
-    axes[0].legend()
+    axes[0].legend(fontsize=8)
+    if best is not None:
+        fig.suptitle(f"best epoch {best} by {monitor} (the best checkpoint)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path) -> Path:
-    """Write ``confusion_figure(confusion, classes)`` to ``path``."""
-    return save_figure(confusion_figure(confusion, classes), path)
+def _best_epoch(history: list[dict], monitor: str) -> int | None:
+    """The epoch the best checkpoint comes from: highest ``monitor``, lowest for a loss."""
+    rows = [h for h in history if monitor in h]
+    if not rows:
+        return None
+    pick = min if monitor.endswith("loss") else max
+    return int(pick(rows, key=lambda h: h[monitor])["epoch"])
 
 
-def confusion_figure(confusion: torch.Tensor, classes: list[str]) -> Figure:
-    """Two panels: counts and row-normalised (each true class's row sums to 1). Rows = true class."""
+def plot_curves(history: list[dict], path: str | Path, config: dict[str, Any] | None = None) -> Path:
+    """Write ``curves_figure`` to ``path``; ``config`` (the run's settings) gives the monitored column and
+    the freeze switches."""
+    config = config or {}
+    return save_figure(curves_figure(history, config.get("monitor", "val_accuracy"), freeze_switches(config)), path)
+
+
+def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path, rows: list[str] | None = None) -> Path:
+    """Write ``confusion_figure(confusion, classes, rows)`` to ``path``."""
+    return save_figure(confusion_figure(confusion, classes, rows), path)
+
+
+def confusion_figure(confusion: torch.Tensor, classes: list[str], rows: list[str] | None = None) -> Figure:
+    """Two panels: counts and row-normalised (each true class's row sums to 1). Rows = true class
+    (``rows``, default ``classes``; fewer when a data set has only some of the classes), columns =
+    predicted class."""
+    rows = classes if rows is None else rows
     cm = confusion.to(torch.float64)
-    rows = cm.sum(1, keepdim=True)
-    norm = torch.where(rows > 0, cm / rows.clamp_min(1), torch.zeros_like(cm))
-    k = len(classes)
+    totals = cm.sum(1, keepdim=True)
+    norm = torch.where(totals > 0, cm / totals.clamp_min(1), torch.zeros_like(cm))
+    k, r = len(classes), len(rows)
     size = max(5.0, 0.55 * k + 2)
-    fig = Figure(figsize=(2 * size + 1, size))
+    fig = Figure(figsize=(2 * size + 1, max(3.0, 0.55 * r + 2)))
     axes = fig.subplots(1, 2)
     for ax, data, title, fmt in ((axes[0], cm, "counts", "{:.0f}"), (axes[1], norm, "row-normalised (recall)", "{:.2f}")):
         im = ax.imshow(data.numpy(), cmap="Blues", vmin=0)
@@ -78,9 +124,9 @@ def confusion_figure(confusion: torch.Tensor, classes: list[str]) -> Figure:
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
         ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=8)
-        ax.set_yticks(range(k), classes, fontsize=8)
+        ax.set_yticks(range(r), rows, fontsize=8)
         top = float(data.max()) if data.numel() else 0.0
-        for i in range(k):
+        for i in range(r):
             for j in range(k):
                 v = float(data[i, j])
                 ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7,

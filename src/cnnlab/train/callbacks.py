@@ -94,7 +94,7 @@ class Curves(Callback):
     """``curves.png``: train vs validation metrics per epoch."""
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
-        plot_curves(trainer.history, trainer.run_dir / "curves.png")
+        plot_curves(trainer.history, trainer.run_dir / "curves.png", trainer.cfg.to_dict())
 
 
 class Progress(Callback):
