@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 
 from cnnlab.cli.help import add_command
+from cnnlab.cli.types import int_at_least
 from cnnlab.errors import UserError
 
 
@@ -59,7 +60,7 @@ def cmd_weights_add(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "models", "list the model registry: parameters, input sizes, local pretrained weights",
                     ["cnnlab models", "cnnlab models --classes 2 --json"])
-    p.add_argument("--classes", type=int, default=10, help="count parameters for this many classes")
+    p.add_argument("--classes", type=int_at_least(2), default=10, help="count parameters for this many classes")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_models)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from cnnlab.cli.types import int_at_least
 from cnnlab.errors import UserError
 from cnnlab.cli.help import add_command, show_config_defaults
 from cnnlab.data.augment import PRESETS, AugmentConfig, augmentation_table
@@ -306,7 +307,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="folder of <class>/ sub-folders (its test/ part if it has one), with some or all "
                                   "of the run's classes (default: the run's validation split)")
     p.add_argument("--name", help="results folder under RUN/evaluation/ (default: the --data folder's name, or val)")
-    p.add_argument("--top-k", type=int, default=5, help="also report whether the true class is among the k most likely")
+    p.add_argument("--top-k", type=int_at_least(1), default=5, help="also report whether the true class is among the k most likely")
     p.set_defaults(func=cmd_evaluate)
 
     p = add_command(sub, "predict", "the most likely classes of image files, one line per image", usage=
@@ -318,7 +319,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "their probabilities), then image files, folders (searched recursively for image files) and glob "
                    "patterns (quoted; ** for any depth)")
     _shared_run_options(p)
-    p.add_argument("--top-k", type=int, default=3, help="classes listed per image, most likely first")
+    p.add_argument("--top-k", type=int_at_least(1), default=3, help="classes listed per image, most likely first")
     p.add_argument("--json", action="store_true", help="one JSON object per line and image: {image, top: [{class, "
                                                        "probability}]} or {image, error}")
     p.set_defaults(func=cmd_predict)
