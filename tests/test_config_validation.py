@@ -69,7 +69,7 @@ def test_paths_with_any_text_validate_or_are_a_user_error(name, value):
     ({"monitor": "val_nonsense"}, "--monitor must be a history column: one of val_loss, val_accuracy"),
     ({"model_options": {"dropout": 1.5}}, "model ahe_cnn rejects its options {'dropout': 1.5}: dropout probability"),
     ({"augment_options": {"hflip": 2}}, "--aug hflip=2 is out of range: use a number from 0 to 1"),
-    ({"model": "tiny_test", "image_size": 4}, "--image-size must be an integer from 8 to 4096"),
+    ({"model": "tiny_test", "image_size": 4}, "--image-size must be an integer from 8 to 4096, or sizes joined by ':'"),
 ])
 def test_messages_name_field_value_and_range(settings_, message):
     with pytest.raises(UserError) as e:

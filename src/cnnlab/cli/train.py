@@ -128,6 +128,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-grad-norms", type=int, nargs="?", const=50, metavar="N",
                    help="every N optimiser steps (50 if N is left out), each layer's gradient, weight and update "
                         "norm into RUN/grad_norms.csv, drawn in RUN/grad_flow.png (off by default)")
+    g.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="also write checkpoints/last.pt every STEPS optimiser steps inside an epoch, with the data "
+                        "order and position, so a killed run loses at most STEPS steps (0: only after each epoch)")
+    g.add_argument("--skip-nonfinite", type=int, metavar="N",
+                   help="skip up to N optimiser steps whose loss is NaN or infinite, instead of stopping at the first")
     g.add_argument("--output", help="run directory to create (default: runs/<time>-<model>-<data>)")
     show_config_defaults(p, TrainConfig().to_dict())
 

@@ -30,6 +30,8 @@ def save_checkpoint(run_dir: str | Path, which: str, state: dict[str, Any]) -> P
 def load_checkpoint(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
     path = checkpoint_path(run_dir, which)
     if not path.is_file():
+        if Path(run_dir).is_file():
+            raise UserError(f"'{run_dir}' is a file, not a run directory: pass the folder `cnnlab train` wrote")
         if not Path(run_dir).is_dir():
             raise UserError(f"run directory '{run_dir}' does not exist: pass the folder `cnnlab train` wrote")
         raise UserError(f"'{run_dir}' has no {which} checkpoint ({path}): is it a cnnlab run directory that finished an epoch?")

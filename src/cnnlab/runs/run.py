@@ -35,12 +35,21 @@ from cnnlab.runs.checkpoint import load_checkpoint
 from cnnlab.runs.config import TrainConfig
 
 
+def check_output_free(cfg: TrainConfig) -> None:
+    """``cfg.output`` absent or an empty folder: checked before any work, and again when creating it."""
+    if cfg.output:
+        path = Path(cfg.output)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--output '{path}' is a file: choose a new folder name")
+        if path.exists() and any(path.iterdir()):
+            raise UserError(f"output folder '{path}' is not empty: choose a new --output, or continue it with --resume {path}")
+
+
 def new_run_dir(cfg: TrainConfig) -> Path:
     """A fresh directory: ``cfg.output`` if given (must be empty or absent), else a readable name under runs/."""
     if cfg.output:
+        check_output_free(cfg)
         path = Path(cfg.output)
-        if path.exists() and any(path.iterdir()):
-            raise UserError(f"output folder '{path}' is not empty: choose a new --output, or continue it with --resume {path}")
         path.mkdir(parents=True, exist_ok=True)
         return path
     data = "shapes" if not cfg.data else Path(cfg.data).resolve().name

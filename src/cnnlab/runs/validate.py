@@ -46,8 +46,7 @@ def _is_number(v: Any) -> bool:
 
 def integer(low: int, high: int | None = None, none_ok: bool = False) -> Rule:
     text = f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}"
-    return Rule(text + (" (or empty)" if none_ok else ""),
-                lambda v: (none_ok and v is None) or (_is_int(v) and low <= v and (high is None or v <= high)))
+    return Rule(text, lambda v: (none_ok and v is None) or (_is_int(v) and low <= v and (high is None or v <= high)))
 
 
 def number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = False) -> Rule:
@@ -74,8 +73,7 @@ def flag() -> Rule:
 
 
 def path(none_ok: bool = True) -> Rule:
-    return Rule("a path" + (" (or empty)" if none_ok else ""),
-                lambda v: (none_ok and v is None) or (isinstance(v, str) and v != "" and "\0" not in v))
+    return Rule("a path", lambda v: (none_ok and v is None) or (isinstance(v, str) and v != "" and "\0" not in v))
 
 
 def mapping() -> Rule:
