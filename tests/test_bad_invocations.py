@@ -79,7 +79,7 @@ CASES = [
     ([*TRAIN, "--pretrained", "--weights", "{ws}/w.pt"], "--pretrained and --weights both name starting weights"),
     ([*TRAIN, "--weights", "{ws}/missing.pt"], "weights file '{ws}/missing.pt' does not exist"),
     # train: data and output folders
-    ([*TRAIN, "--data", "{ws}/one"], "has images of one class only (only)"),
+    ([*TRAIN, "--data", "{ws}/one"], "has images of one class only (only; empty has none)"),
     ([*TRAIN, "--data", "{ws}/img.png"], "data folder '{ws}/img.png' is a file, not a folder"),
     ([*TRAIN, "--data", "{ws}/missing"], "data folder '{ws}/missing' does not exist"),
     ([*TRAIN, "--data", "{ws}/nothing"], "has no class sub-folders"),

@@ -43,7 +43,7 @@ def test_one_class_is_a_one_line_error_and_leaves_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", str(tmp_path / "data"), "--epochs", "1", "--output", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("has images of one class only (only): a classifier needs at least two class sub-folders "
+    assert err.endswith("has images of one class only (only; empty has none): a classifier needs at least two class sub-folders "
                         "with images") and len(err.splitlines()) == 1
     assert not out.exists()
 

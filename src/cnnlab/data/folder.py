@@ -205,14 +205,14 @@ def _drop_empty_classes(folder: Path, root: Path, classes: list[str], labels: li
     """Classes without a single decoded image removed (and listed in ``skipped``), labels renumbered."""
     present = sorted(set(labels))
     empty = [c for k, c in enumerate(classes) if k not in set(present)]
+    if len(present) < 2:
+        others = f"; {', '.join(empty)} ha{'s' if len(empty) == 1 else 've'} none" if empty else ""
+        raise UserError(f"'{folder}' has images of one class only ({classes[present[0]]}{others}): a classifier "
+                        "needs at least two class sub-folders with images")
     if empty:
         logger.warning("ignored %d class folder(s) without images: %s", len(empty), ", ".join(empty))
         skipped += [Skipped((folder / c).relative_to(root).as_posix() + "/", "class folder without images: not a class")
                     for c in empty]
-    if len(present) < 2:
-        only = classes[present[0]]
-        raise UserError(f"'{folder}' has images of one class only ({only}): a classifier needs at least two "
-                        "class sub-folders with images")
     renumber = {old: new for new, old in enumerate(present)}
     return [classes[k] for k in present], [renumber[k] for k in labels]
 
