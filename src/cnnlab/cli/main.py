@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"cnnlab {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or training's clean stop on SIGINT/SIGTERM (says what it kept)
+        print(f"cnnlab {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
     except BrokenPipeError:
         return _reader_gone()
 

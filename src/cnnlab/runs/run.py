@@ -18,6 +18,7 @@ Layout of ``runs/<time>-<model>-<data>/``::
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,16 @@ def new_run_dir(cfg: TrainConfig) -> Path:
         except FileExistsError:
             continue
     raise UserError("could not find a free run directory name under runs/: pass --output DIR")
+
+
+def remove_run_dir(path: Path, made: bool) -> None:
+    """Undo ``new_run_dir`` for a run that failed before its first checkpoint: the folder goes if this
+    run made it, else (an empty --output the user made) only what the run wrote in it."""
+    if made:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for child in path.iterdir():
+        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
 
 def write_split(run_dir: Path, name: str, images: ImageSet) -> None:
