@@ -27,12 +27,9 @@ CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, E
 
 
 @pytest.fixture(autouse=True)
-def hub(tmp_path, monkeypatch) -> Path:
-    """A private, empty torch hub cache, and no network: tests never download anything."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv(W.OFFLINE_ENV, "1")
-    monkeypatch.delenv(W.MIRROR_ENV, raising=False)
-    return tmp_path / "torch" / "hub" / "checkpoints"
+def hub(offline_hub) -> Path:
+    """Every test here: a private, empty hub cache and no network (conftest's offline_hub)."""
+    return offline_hub
 
 
 def packaged(filename: str) -> Path:

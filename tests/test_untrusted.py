@@ -30,11 +30,9 @@ class RunsCode:
 
 
 @pytest.fixture(autouse=True)
-def hub(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv(W.OFFLINE_ENV, "1")
-    monkeypatch.delenv(W.MIRROR_ENV, raising=False)
-    return tmp_path / "torch" / "hub" / "checkpoints"
+def hub(offline_hub) -> Path:
+    """Every test here: a private, empty hub cache and no network (conftest's offline_hub)."""
+    return offline_hub
 
 
 def one_line_error(capsys) -> str:
