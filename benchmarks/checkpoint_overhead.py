@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from cnnlab.runs.checkpoint import checkpoint_path, save_checkpoint
+from cnnlab.runs.checkpoint import checkpoint_path
 from cnnlab.runs.config import TrainConfig
 from cnnlab.train.callbacks import Callback
 from cnnlab.train.trainer import Trainer
@@ -49,7 +49,7 @@ def measure(model: str, image_size: int, repeats: int, out: str) -> dict[str, fl
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        save_checkpoint(trainer.run_dir, "last", trainer.state())
+        trainer.checkpoint_in_epoch()
         times.append(time.perf_counter() - t0)
     size = checkpoint_path(trainer.run_dir, "last").stat().st_size
     return {"params": sum(p.numel() for p in trainer.model.parameters()), "mb": size / 1e6,

@@ -38,7 +38,7 @@ from cnnlab.runs.checkpoint import checkpoint_path, load_checkpoint, save_checkp
 from cnnlab.runs.config import TrainConfig, to_yaml
 from cnnlab.train.ema import WeightEMA
 from cnnlab.train.mixing import Mixing
-from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
+from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, gather_to_main, init_distributed
 from cnnlab.train.freeze import FineTune
 from cnnlab.train.grad_norms import GradNorms
 from cnnlab.train.guard import NonFiniteGuard
@@ -236,7 +236,7 @@ class Trainer:
             "image_size": self.image_size,
             "finetune": self.finetune.state(),
             "last_step_lr": self.last_step_lr,
-            "in_epoch": self.progress.state() if self.progress is not None else None,
+            "in_epoch": None,  # at an epoch's end; see _between_steps for checkpoints inside one
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
@@ -254,8 +254,11 @@ class Trainer:
         self.schedule = resumed_schedule(self.schedule, ckpt["schedule"], self.optimizer, self.cfg,
                                          self.steps_per_epoch, self.finetune.phase_epochs())
         self.last_step_lr = ckpt.get("last_step_lr")
-        if ckpt.get("in_epoch"):
-            self.progress = EpochProgress.from_state(ckpt["in_epoch"], self.device)
+        if ckpt.get("in_epoch"):  # one position per process
+            if len(ckpt["in_epoch"]) != self.dist.world_size:
+                raise UserError(f"{self.run_dir} was stopped inside an epoch by {len(ckpt['in_epoch'])} process(es): "
+                                "resume it with as many")
+            self.progress = EpochProgress.from_state(ckpt["in_epoch"][self.dist.rank], self.device)
         self.epoch, self.history = int(ckpt["epoch"]), list(ckpt["history"])
         self.global_step = int(ckpt.get("global_step", self.epoch * self.steps_per_epoch))  # older checkpoints
         self.best, self.stale_epochs = ckpt["best"], int(ckpt["stale_epochs"])
@@ -402,12 +405,18 @@ class Trainer:
         """After an optimiser step: ``last`` every --checkpoint-every steps, with the position in the epoch;
         on SIGINT/SIGTERM that checkpoint, then a clean stop."""
         every = self.cfg.checkpoint_every
-        if ((every and self.global_step % every == 0) or self.stop.requested) and self.dist.is_main:
-            save_checkpoint(self.run_dir, "last", self.state())  # type: ignore[arg-type]
+        if (every and self.global_step % every == 0) or self.stop.requested:  # the same on every rank
+            self.checkpoint_in_epoch()
         if self.stop.requested:
             raise TrainingInterrupted(f"stopped by {self.stop.name} in epoch {self.epoch + 1} after optimiser step "
                                       f"{self.global_step}; checkpoint written: continue with "
                                       f"`cnnlab train --resume {self.run_dir}`", self.stop.signum or 2)
+
+    def checkpoint_in_epoch(self) -> None:
+        """Write ``last`` with every process's position in the current epoch (all ranks call this)."""
+        in_epoch = gather_to_main(self.dist, self.progress.state())  # type: ignore[union-attr]
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir, "last", {**self.state(), "in_epoch": in_epoch})  # type: ignore[arg-type]
 
     def _kept(self) -> str:
         """What a stopped run leaves to resume from, for the message."""
