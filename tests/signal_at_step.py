@@ -11,9 +11,9 @@ import sys
 
 import conftest  # noqa: F401  (registers tiny_test)
 
-import cnnlab.train.trainer as trainer_module
 from cnnlab.cli import main
-from cnnlab.train.callbacks import Callback, default_callbacks
+from cnnlab.train.callbacks import Callback
+from cnnlab.train.trainer import Trainer
 
 SIGNAL, STEP = getattr(signal, sys.argv[1], None), int(sys.argv[2])
 
@@ -24,5 +24,6 @@ class SignalAtStep(Callback):
             os.kill(os.getpid(), SIGNAL)
 
 
-trainer_module.default_callbacks = lambda: [*default_callbacks(), SignalAtStep()]
+defaults = Trainer.default_callbacks
+Trainer.default_callbacks = lambda self: [*defaults(self), SignalAtStep()]
 sys.exit(main(["train", *sys.argv[3:]]))

@@ -79,16 +79,17 @@ def test_sigterm_writes_a_checkpoint_exits_cleanly_and_resumes_exactly(uninterru
 def test_ctrl_c_in_the_first_epoch_keeps_a_resumable_run(tmp_path, capsys, monkeypatch):
     import signal
 
-    import cnnlab.train.trainer as trainer_module
     from cnnlab.cli import main
-    from cnnlab.train.callbacks import Callback, default_callbacks
+    from cnnlab.train.callbacks import Callback
+    from cnnlab.train.trainer import Trainer
 
     class CtrlC(Callback):
         def on_step_end(self, trainer, step):
             if step.step == 2:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(trainer_module, "default_callbacks", lambda: [*default_callbacks(), CtrlC()])
+    defaults = Trainer.default_callbacks
+    monkeypatch.setattr(Trainer, "default_callbacks", lambda self: [*defaults(self), CtrlC()])
     out = tmp_path / "run"
     argv = ["train", *[a for a in ARGS if a != "--deterministic"], "--output", str(out)]
     assert main(argv) == 130
