@@ -95,7 +95,7 @@ CASES = [
     (["evaluate", "{ws}/notes.txt"], "is a file, not a run directory"),
     (["evaluate", "{ws}/run", "--top-k", "-1"], "argument --top-k: must be an integer of at least 1, not -1"),
     (["evaluate", "{ws}/run", "--top-k", "0"], "argument --top-k: must be an integer of at least 1, not 0"),
-    (["evaluate", "{ws}/run", "--top-k", "50"], "--top-k 50 is outside 1..10"),
+    (["evaluate", "{ws}/run", "--top-k", "50"], "--top-k 50 is more than the run's 10 classes"),
     (["evaluate", "{ws}/run", "--checkpoint", "middle"], "invalid choice: 'middle'"),
     (["evaluate", "{ws}/run", "--data", "{ws}/two"], "differ from the run's"),
     (["evaluate", "{ws}/run", "--device", "cuda:7"], "no CUDA GPU is visible"),

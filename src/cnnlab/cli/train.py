@@ -217,14 +217,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     device = pick_device(args.device)
     runs = [load_run(r, args.checkpoint, device) for r in args.runs]
+    classes = len(runs[0].classes)
+    if args.top_k is not None and args.top_k > classes:  # the default 5 counts all of fewer classes
+        raise UserError(f"--top-k {args.top_k} is more than the run's {classes} classes: pass a smaller --top-k")
+    top_k = args.top_k or 5
     loaded = [evaluation_images(run, args.data, args.name, args.max_pixels) for run in runs]
     data = loaded[0]
     results_dir(runs[0], data, len(runs), args.tta)  # refuse a name taken by another data set before the work
     identical = identical_to_training(runs[0], data.files) if data.files else None
     others = [(r, d.images) for r, d in zip(runs[1:], loaded[1:])]
-    result = score(runs[0], data.images, device, (args.top_k,), args.tta, others)
+    result = score(runs[0], data.images, device, (top_k,), args.tta, others)
     out = write_evaluation(runs, data, result, None if identical is None else len(identical), args.tta)
-    m, k = result.metrics, args.top_k
+    m, k = result.metrics, top_k
     what = _describe(runs[0], args.checkpoint) if len(runs) == 1 else \
         f"ensemble of {len(runs)} runs (mean probabilities): " + "; ".join(_describe(r, args.checkpoint) for r in runs)
     tta = "" if args.tta == "none" else f", TTA {args.tta} (mean probabilities)"
@@ -312,7 +316,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="folder of <class>/ sub-folders (its test/ part if it has one), with some or all "
                                   "of the run's classes (default: the run's validation split)")
     p.add_argument("--name", help="results folder under RUN/evaluation/ (default: the --data folder's name, or val)")
-    p.add_argument("--top-k", type=int_at_least(1), default=5, help="also report whether the true class is among the k most likely")
+    p.add_argument("--top-k", type=int_at_least(1), help="also report whether the true class is among the k most "
+                   "likely (default 5, or all classes if fewer; at most the run's number of classes)")
     p.set_defaults(func=cmd_evaluate)
 
     p = add_command(sub, "predict", "the most likely classes of image files, one line per image", usage=
