@@ -67,7 +67,7 @@ CASES = [
     ([*TRAIN, "--lr", "0"], "--lr must be a number above 0, not 0.0"),
     ([*TRAIN, "--lr", "nan"], "--lr must be a number above 0, not nan"),
     ([*TRAIN, "--val-fraction", "1"], "--val-fraction must be a number in [0, 1), not 1.0"),
-    ([*TRAIN, "--image-size", "4"], "--image-size must be an integer from 8 to 4096, not 4"),
+    ([*TRAIN, "--image-size", "4"], "--image-size must be an integer from 8 to 4096, or sizes joined by ':'"),
     ([*TRAIN, "--aug", "rotation=500"], "--aug rotation must be a number from 0 to 180, not 500"),
     ([*TRAIN, "--aug", "bogus=1"], "unknown augmentation 'bogus'"),
     ([*TRAIN, "--freeze", "bogus"], "--freeze must be none, head or a number of backbone stages, not 'bogus'"),
@@ -104,7 +104,7 @@ CASES = [
     (["predict", "{ws}/run", "{ws}/img.png", "--top-k", "0"], "argument --top-k: must be an integer of at least 1"),
     (["predict", "{ws}/run", "{ws}/missing.png"], "image '{ws}/missing.png' does not exist"),
     (["predict", "{ws}/run", "{ws}/notes.txt"], "cannot read image '{ws}/notes.txt'"),
-    (["predict", "{ws}/run"], "the following arguments are required: IMAGE"),
+    (["predict", "{ws}/run"], "no images given: pass RUN [RUN ...] IMAGE ..."),
     # models and weights
     (["models", "--classes", "-3"], "argument --classes: must be an integer of at least 2, not -3"),
     (["models", "--classes", "0"], "argument --classes: must be an integer of at least 2, not 0"),
