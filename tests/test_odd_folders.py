@@ -70,10 +70,10 @@ def test_unreadable_file_is_listed_with_the_reason(tmp_path, monkeypatch):
     else:  # root reads any file whatever its mode: make opening this one fail as it would for a user
         original = folder_module.decode
 
-        def denied(path, size):
+        def denied(path, size, *limit):
             if path == locked:
                 raise PermissionError(13, "Permission denied", str(path))
-            return original(path, size)
+            return original(path, size, *limit)
 
         monkeypatch.setattr(folder_module, "decode", denied)
     src = load_images(str(tmp_path), 8)
