@@ -29,3 +29,14 @@ def ahe_train() -> Path:
     if not AHE_TRAIN.is_dir():
         pytest.skip(f"AHE training images not found at {AHE_TRAIN} (the ../shared folder is absent in a user's clone)")
     return AHE_TRAIN
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch) -> Path:
+    """A private, empty torch hub cache, and no network: tests never download weights."""
+    from cnnlab.models import weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv(weights.OFFLINE_ENV, "1")
+    monkeypatch.delenv(weights.MIRROR_ENV, raising=False)
+    return tmp_path / "torch" / "hub" / "checkpoints"

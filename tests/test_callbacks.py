@@ -80,6 +80,7 @@ def test_quiet_and_verbose_flags_set_the_cnnlab_logger(tmp_path, capsys):
     assert captured.err == "" and captured.out.strip() == str(tmp_path / "q")  # the run directory, on stdout
     assert logging.getLogger("cnnlab").level == logging.WARNING
     assert main([*args, "--output", str(tmp_path / "n")]) == 0
-    assert capsys.readouterr().err.startswith("epoch 1/1  train loss ")
+    err = capsys.readouterr().err
+    assert err.startswith("effective batch 32 = micro-batch 32 x accumulate 1 x 1 process\nepoch 1/1  train loss ")
     assert main(["-v", *args, "--output", str(tmp_path / "v")]) == 0
     assert logging.getLogger("cnnlab").level == logging.DEBUG

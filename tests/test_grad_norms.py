@@ -77,5 +77,5 @@ def test_every_n_steps_figure_and_resume_keep_the_rows(tmp_path):
 
 
 def test_negative_interval_is_a_user_error():
-    with pytest.raises(UserError, match="--log-grad-norms must be 0"):
+    with pytest.raises(UserError, match="--log-grad-norms must be an integer of at least 0, not -1"):
         TrainConfig(log_grad_norms=-1).validate()

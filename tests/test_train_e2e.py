@@ -132,7 +132,7 @@ def test_config_file_with_flags_winning(tmp_path):
     (["train", "--data", "/no/such/folder"], "data folder '/no/such/folder' does not exist"),
     (["train", "--batch-size", "lots"], "--batch-size must be a positive integer or 'all'"),
     (["train", "--model", "resnet9000"], "unknown model 'resnet9000'"),
-    (["train", "--data-threads", "-1"], "--data-threads must be 0 or more, not -1"),
+    (["train", "--data-threads", "-1"], "--data-threads must be an integer from 0 to 64, not -1"),
     (["evaluate", "/no/such/run"], "run directory '/no/such/run' does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, capsys):

@@ -3,6 +3,8 @@ discriminative LRs, the head-first fine-tune schedule, and resume after unfreezi
 
 from __future__ import annotations
 
+import math
+
 import json
 
 import pytest
@@ -123,7 +125,8 @@ def test_head_first_then_gradual_unfreezing_with_a_fresh_schedule(tmp_path):
                                               ["head", "pre_logits", "stage5"]]
     assert [s["cache"] for s in seen] == [True, False, False, False]  # features cached while all is frozen
     assert seen[0]["lr"] == seen[1]["lr"] == pytest.approx(1e-2)  # the fine-tuning phase starts afresh
-    assert trainer.history[0]["lr"] == pytest.approx(0, abs=1e-9)  # the head phase's cosine ran out
+    steps = trainer.steps_per_epoch  # history's lr: the rate the head phase's last step used, on its cosine
+    assert trainer.history[0]["lr"] == pytest.approx(1e-2 * (1 + math.cos(math.pi * (steps - 1) / steps)) / 2)
     assert seen[2]["lr"] < 1e-2
 
 

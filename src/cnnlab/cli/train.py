@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from cnnlab.cli.types import int_at_least
 from cnnlab.errors import UserError
 from cnnlab.cli.help import add_command, show_config_defaults
 from cnnlab.data.augment import PRESETS, AugmentConfig, augmentation_table
@@ -127,6 +128,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-grad-norms", type=int, nargs="?", const=50, metavar="N",
                    help="every N optimiser steps (50 if N is left out), each layer's gradient, weight and update "
                         "norm into RUN/grad_norms.csv, drawn in RUN/grad_flow.png (off by default)")
+    g.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="also write checkpoints/last.pt every STEPS optimiser steps inside an epoch, with the data "
+                        "order and position, so a killed run loses at most STEPS steps (0: only after each epoch)")
+    g.add_argument("--skip-nonfinite", type=int, metavar="N",
+                   help="skip up to N optimiser steps whose loss is NaN or infinite, instead of stopping at the first")
     g.add_argument("--output", help="run directory to create (default: runs/<time>-<model>-<data>)")
     show_config_defaults(p, TrainConfig().to_dict())
 
@@ -211,14 +217,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     device = pick_device(args.device)
     runs = [load_run(r, args.checkpoint, device) for r in args.runs]
+    classes = len(runs[0].classes)
+    if args.top_k is not None and args.top_k > classes:  # the default 5 counts all of fewer classes
+        raise UserError(f"--top-k {args.top_k} is more than the run's {classes} classes: pass a smaller --top-k")
+    top_k = args.top_k or 5
     loaded = [evaluation_images(run, args.data, args.name, args.max_pixels) for run in runs]
     data = loaded[0]
     results_dir(runs[0], data, len(runs), args.tta)  # refuse a name taken by another data set before the work
     identical = identical_to_training(runs[0], data.files) if data.files else None
     others = [(r, d.images) for r, d in zip(runs[1:], loaded[1:])]
-    result = score(runs[0], data.images, device, (args.top_k,), args.tta, others)
+    result = score(runs[0], data.images, device, (top_k,), args.tta, others)
     out = write_evaluation(runs, data, result, None if identical is None else len(identical), args.tta)
-    m, k = result.metrics, args.top_k
+    m, k = result.metrics, top_k
     what = _describe(runs[0], args.checkpoint) if len(runs) == 1 else \
         f"ensemble of {len(runs)} runs (mean probabilities): " + "; ".join(_describe(r, args.checkpoint) for r in runs)
     tta = "" if args.tta == "none" else f", TTA {args.tta} (mean probabilities)"
@@ -306,7 +316,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="folder of <class>/ sub-folders (its test/ part if it has one), with some or all "
                                   "of the run's classes (default: the run's validation split)")
     p.add_argument("--name", help="results folder under RUN/evaluation/ (default: the --data folder's name, or val)")
-    p.add_argument("--top-k", type=int, default=5, help="also report whether the true class is among the k most likely")
+    p.add_argument("--top-k", type=int_at_least(1), help="also report whether the true class is among the k most "
+                   "likely (default 5, or all classes if fewer; at most the run's number of classes)")
     p.set_defaults(func=cmd_evaluate)
 
     p = add_command(sub, "predict", "the most likely classes of image files, one line per image", usage=
@@ -318,7 +329,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "their probabilities), then image files, folders (searched recursively for image files) and glob "
                    "patterns (quoted; ** for any depth)")
     _shared_run_options(p)
-    p.add_argument("--top-k", type=int, default=3, help="classes listed per image, most likely first")
+    p.add_argument("--top-k", type=int_at_least(1), default=3, help="classes listed per image, most likely first")
     p.add_argument("--json", action="store_true", help="one JSON object per line and image: {image, top: [{class, "
                                                        "probability}]} or {image, error}")
     p.set_defaults(func=cmd_predict)

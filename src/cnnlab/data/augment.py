@@ -70,7 +70,7 @@ def augment_config(preset: str, overrides: dict[str, float] | None = None) -> Au
     if unknown:
         raise UserError(f"unknown augmentation '{unknown[0]}': choose from {', '.join(sorted(limits))}")
     for name, value in overrides.items():
-        if not isinstance(value, (int, float)) or not 0 <= value <= limits[name]:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limits[name]:
             raise UserError(f"--aug {name}={value} is out of range: use a number from 0 to {limits[name]:g}")
     return replace(PRESETS[preset], **{k: float(v) for k, v in overrides.items()})
 

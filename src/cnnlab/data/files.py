@@ -53,6 +53,8 @@ def _images_below(folder: Path, suffixes: set[str]) -> Iterator[str]:
 
 def read_image(path: str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """One file as a size x size x 3 uint8 array, or a ``UserError`` saying in one line why not."""
+    if Path(path).is_dir():
+        raise UserError(f"image '{path}' is a folder, not an image file: name the image files")
     if not Path(path).is_file():
         raise UserError(f"image '{path}' does not exist" + (" (no file matches that pattern)"
                                                             if _GLOB_CHARACTERS & set(path) else ""))

@@ -8,6 +8,8 @@ run of ten thousand.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,8 @@ from cnnlab.errors import UserError
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 _OPEN_LOCK = threading.Lock()
 
+logger = logging.getLogger("cnnlab")
+
 
 @dataclass(frozen=True)
 class FolderLayout:
@@ -42,6 +46,8 @@ class Skipped:
 
 def find_layout(data_dir: str | Path) -> FolderLayout:
     root = Path(data_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"data folder '{data_dir}' is a file, not a folder: pass --data DIR with one sub-folder per class")
     if not root.is_dir():
         raise UserError(f"data folder '{data_dir}' does not exist: pass --data DIR with one sub-folder per class")
     train = root / "train"
@@ -60,20 +66,45 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def list_files(folder: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
-    """All non-hidden files under ``folder/<class>/``, sorted, with class indices and the class list."""
+def list_files(folder: Path, classes: list[str] | None = None,
+               root: Path | None = None) -> tuple[list[Path], list[int], list[str], list[Skipped]]:
+    """All non-hidden files under ``folder/<class>/``, sorted, with class indices, the class list, and
+    the entries that are not readable files (dangling or looping symlinks), each with the reason.
+    Symlinked files are followed; symlinked sub-folders inside a class are not (no loops). Skipped
+    entries are named relative to ``root`` (default: ``folder``)."""
     classes = classes or [p.name for p in _class_dirs(folder)]
     files: list[Path] = []
     labels: list[int] = []
+    broken: list[Skipped] = []
     for k, name in enumerate(classes):
         class_dir = folder / name
         if not class_dir.is_dir():
             continue
-        for f in sorted(class_dir.rglob("*")):
-            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(class_dir).parts):
+        found = []
+        for parent, dirs, names in os.walk(class_dir):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found += [Path(parent) / n for n in names if not n.startswith(".")]
+        for f in sorted(found):
+            problem = _not_a_file(f)
+            if problem:
+                broken.append(Skipped(f.relative_to(root or folder).as_posix(), problem))
+            else:
                 files.append(f)
                 labels.append(k)
-    return files, labels, classes
+    return files, labels, classes, broken
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, or None."""
+    try:
+        path.stat()  # follows a symlink: raises if its target is missing or a loop
+    except FileNotFoundError:
+        return f"dangling symlink (its target {os.readlink(path)} does not exist)"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop (the link points back to itself)"
+        return f"{type(e).__name__}: {e.strerror}"
+    return None if path.is_file() else "not a regular file"
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -133,6 +164,8 @@ def decode(source: Path | BinaryIO, size: int, max_pixels: int = DEFAULT_MAX_PIX
 def _try_decode(path: Path, size: int, max_pixels: int) -> np.ndarray | str:
     try:
         return decode(path, size, max_pixels)
+    except PermissionError:
+        return "unreadable: permission denied"
     except Exception as e:  # noqa: BLE001 - any decoder failure means "skip this file and say why"
         return f"{type(e).__name__}: {e}".splitlines()[0]
 
@@ -140,13 +173,17 @@ def _try_decode(path: Path, size: int, max_pixels: int) -> np.ndarray | str:
 def load_folder(
     folder: Path, root: Path, size: int, classes: list[str] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[ImageSet, list[Skipped]]:
-    files, labels, classes = list_files(folder, classes)
+    """Decode every file of ``folder``. Without ``classes`` (a training folder) the classes are its
+    sub-folders that hold at least one image: an empty one is no class (a model output nobody can
+    train), so it is dropped with a warning and listed; fewer than two classes is an error."""
+    fixed_classes = classes is not None
+    files, labels, classes, skipped = list_files(folder, classes, root)
     if not files:
         raise UserError(f"no image files found under '{folder}': expected {folder}/<class>/<image>")
     threads = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(threads) as pool:
         decoded = list(pool.map(lambda f: _try_decode(f, size, max_pixels), files, chunksize=64))
-    arrays, kept_labels, names, skipped = [], [], [], []
+    arrays, kept_labels, names = [], [], []
     for f, label, result in zip(files, labels, decoded):
         rel = f.relative_to(root).as_posix()
         if isinstance(result, str):
@@ -157,11 +194,30 @@ def load_folder(
         names.append(rel)
     if not arrays:
         raise UserError(f"none of the {len(files)} files under '{folder}' could be decoded as an image")
+    if not fixed_classes:
+        classes, kept_labels = _drop_empty_classes(folder, root, classes, kept_labels, skipped)
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.tensor(kept_labels, dtype=torch.long), names, list(classes)), skipped
 
 
+def _drop_empty_classes(folder: Path, root: Path, classes: list[str], labels: list[int],
+                        skipped: list[Skipped]) -> tuple[list[str], list[int]]:
+    """Classes without a single decoded image removed (and listed in ``skipped``), labels renumbered."""
+    present = sorted(set(labels))
+    empty = [c for k, c in enumerate(classes) if k not in set(present)]
+    if len(present) < 2:
+        others = f"; {', '.join(empty)} ha{'s' if len(empty) == 1 else 've'} none" if empty else ""
+        raise UserError(f"'{folder}' has images of one class only ({classes[present[0]]}{others}): a classifier "
+                        "needs at least two class sub-folders with images")
+    if empty:
+        logger.warning("ignored %d class folder(s) without images: %s", len(empty), ", ".join(empty))
+        skipped += [Skipped((folder / c).relative_to(root).as_posix() + "/", "class folder without images: not a class")
+                    for c in empty]
+    renumber = {old: new for new, old in enumerate(present)}
+    return [classes[k] for k in present], [renumber[k] for k in labels]
+
+
 def fingerprint(folder: Path, root: Path) -> list[tuple[str, int, int]]:
     """(name, size, mtime) of every file: what a disk cache must match to be valid."""
-    files, _, _ = list_files(folder)
+    files, _, _, _ = list_files(folder)
     return [(f.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]]

@@ -32,6 +32,7 @@ from torch import nn
 from cnnlab import atomic
 from cnnlab.errors import UserError
 from cnnlab.models.registry import list_models, model_info
+from cnnlab.untrusted import extract_archive, is_archive, load_tensors
 
 logger = logging.getLogger("cnnlab")
 
@@ -89,12 +90,28 @@ def weight_specs(model: str) -> list[WeightsSpec]:
 
 
 def local_file(spec: WeightsSpec) -> Path | None:
+    """The spec's file in the cache, only if its sha256 matches the prefix in its name (a file without
+    one cannot be verified and does not count)."""
     path = hub_checkpoints_dir() / spec.filename
-    return path if path.is_file() else None
+    if not path.is_file() or spec.hash_prefix is None:
+        return None
+    return path if _verified(path, spec.hash_prefix) else None
+
+
+_VERIFIED: dict[tuple[str, int, int], bool] = {}
+
+
+def _verified(path: Path, prefix: str) -> bool:
+    """sha256 check, remembered per (path, size, modification time) for the life of the process."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = sha256_of(path).startswith(prefix)
+    return _VERIFIED[key]
 
 
 def available(model: str) -> list[WeightsSpec]:
-    """The model's published weights present in the local cache."""
+    """The model's published weights present in the local cache and verified by their hash."""
     return [s for s in weight_specs(model) if local_file(s)]
 
 
@@ -117,6 +134,9 @@ def resolve(model: str, which: bool | str = True) -> tuple[WeightsSpec, Path]:
     dest = hub_checkpoints_dir() / spec.filename
     url = download_url(spec)
     fix = f"get {spec.filename} from {url or spec.source} and run `cnnlab weights add /path/to/{spec.filename}`"
+    if dest.is_file():
+        raise UserError(f"{dest} does not match the sha256 prefix in its name (damaged or replaced), so it was not "
+                        f"loaded: delete it, then {fix}")
     if url is None:
         raise UserError(f"pretrained weights for {model} not found: expected {dest} ({spec.source}); {fix}")
     if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
@@ -176,16 +196,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"weights file '{path}' does not exist: pass the path of a state_dict file")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    fix = "pass a .pth/.pt/.safetensors file of tensors"
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state: Any = load_file(str(p))
-        else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - one line naming the file, not a pickle traceback
-        raise UserError(f"weights file '{path}' cannot be read as a state_dict ({type(e).__name__}): "
-                        "pass a .pth/.pt/.safetensors file of tensors") from None
+        except Exception as e:  # noqa: BLE001 - one line naming the file, not a traceback
+            raise UserError(f"weights file '{path}' cannot be read as safetensors ({type(e).__name__}): {fix}") from None
+    else:
+        state = load_tensors(p, "weights file", fix)
     if isinstance(state, dict) and isinstance(state.get("model"), dict) and "config" in state:
         state = state["model"]  # a cnnlab checkpoint
     elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -234,9 +254,27 @@ def users_of(filename: str) -> list[WeightsSpec]:
     return [s for m in list_models() for s in weight_specs(m) if s.filename == filename]
 
 
+def add_weights_or_archive(path: str | Path) -> list[tuple[Path, list[WeightsSpec]]]:
+    """``add_weights`` for a file, or for every hash-named file inside a .zip/.tar archive (unpacked
+    into a temporary folder after checking that no entry is absolute or climbs out with ``..``)."""
+    import tempfile
+
+    src = Path(path)
+    if not (src.is_file() and is_archive(src)):
+        return [add_weights(src)]
+    with tempfile.TemporaryDirectory(prefix="cnnlab-weights-") as tmp:
+        inside = [f for f in extract_archive(src, Path(tmp)) if HASH_IN_NAME.search(f.name)]
+        if not inside:
+            raise UserError(f"archive '{path}' holds no weights file named like mobilenet_v2-b0353104.pth: "
+                            "add the weights file itself")
+        return [add_weights(f) for f in inside]
+
+
 def add_weights(path: str | Path) -> tuple[Path, list[WeightsSpec]]:
     """Verify a published weights file by the sha256 prefix in its name and copy it into the cache."""
     src = Path(path)
+    if src.is_dir():
+        raise UserError(f"'{path}' is a folder: pass the weights file itself")
     if not src.is_file():
         raise UserError(f"weights file '{path}' does not exist: pass the path of a downloaded weights file")
     m = HASH_IN_NAME.search(src.name)

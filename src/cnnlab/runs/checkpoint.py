@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from cnnlab import atomic
 from cnnlab.errors import UserError
+from cnnlab.untrusted import load_tensors
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("best", "last")  # what a run keeps: the best epoch by the monitored metric, and the latest
@@ -30,13 +30,12 @@ def save_checkpoint(run_dir: str | Path, which: str, state: dict[str, Any]) -> P
 def load_checkpoint(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
     path = checkpoint_path(run_dir, which)
     if not path.is_file():
+        if Path(run_dir).is_file():
+            raise UserError(f"'{run_dir}' is a file, not a run directory: pass the folder `cnnlab train` wrote")
         if not Path(run_dir).is_dir():
             raise UserError(f"run directory '{run_dir}' does not exist: pass the folder `cnnlab train` wrote")
         raise UserError(f"'{run_dir}' has no {which} checkpoint ({path}): is it a cnnlab run directory that finished an epoch?")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - say which file is damaged, not a pickle traceback
-        raise UserError(f"checkpoint '{path}' cannot be read ({type(e).__name__}): it is damaged; use the other checkpoint or retrain") from None
+    return load_tensors(path, "checkpoint", "use the other checkpoint or retrain")
 
 
 def save_epoch_checkpoints(run_dir: str | Path, state: dict[str, Any], improved: bool) -> None:

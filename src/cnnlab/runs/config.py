@@ -70,69 +70,16 @@ class TrainConfig:
     eval_batch_size: int = 256
     data_threads: int = 0  # threads preparing the next micro-batches while the model trains; 0: in turn
     log_grad_norms: int = 0  # per-layer gradient norms every N optimiser steps (grad_norms.csv); 0 = off
+    checkpoint_every: int = 0  # also write checkpoints/last.pt every N optimiser steps inside an epoch; 0: off
+    skip_nonfinite: int = 0  # optimiser steps with a NaN/Inf loss skipped before the run stops; 0: stop at the first
     output: str | None = None
 
     def validate(self) -> TrainConfig:
-        def bad(msg: str) -> UserError:
-            return UserError(msg)
+        """Every field checked for type and range (see ``cnnlab.runs.validate``); spellings normalised."""
+        from cnnlab.runs.validate import validate_config
 
-        if isinstance(self.batch_size, str):
-            if self.batch_size == "all":
-                pass
-            elif self.batch_size.isdigit():
-                self.batch_size = int(self.batch_size)
-            else:
-                raise bad(f"--batch-size must be a positive integer or 'all', not '{self.batch_size}'")
-        if isinstance(self.batch_size, int) and self.batch_size < 1:
-            raise bad(f"--batch-size must be at least 1, not {self.batch_size}")
-        for name in ("epochs", "accumulate", "eval_batch_size", "shapes_per_class", "step_epochs"):
-            if getattr(self, name) < 1:
-                raise bad(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
-        if self.data_threads < 0:
-            raise bad(f"--data-threads must be 0 or more, not {self.data_threads}")
-        if self.log_grad_norms < 0:
-            raise bad(f"--log-grad-norms must be 0 (off) or a number of steps, not {self.log_grad_norms}")
-        if not 0 <= self.val_fraction < 1:
-            raise bad(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
-        if self.lr <= 0:
-            raise bad(f"--lr must be positive, not {self.lr}")
-        for size in self.image_sizes() or ():
-            if size < 8:
-                raise bad(f"--image-size must be at least 8, not {size}")
-        self.size_starts()
-        if not 0 <= self.ema < 1:
-            raise bad(f"--ema must be a decay in [0, 1) (e.g. 0.999; 0 = off), not {self.ema}")
-        for name in ("mixup", "cutmix"):
-            if getattr(self, name) < 0:
-                raise bad(f"--{name} must be 0 (off) or a positive Beta parameter such as 0.2 or 1, not {getattr(self, name)}")
-        if not 0 <= self.mix_prob <= 1:
-            raise bad(f"--mix-prob must be a probability in [0, 1], not {self.mix_prob}")
-        self._validate_transfer()
-        if not self.monitor.startswith(("val_", "train_")):
-            raise bad(f"--monitor must name a history column such as val_accuracy or val_loss, not '{self.monitor}'")
+        validate_config(self)
         return self
-
-    def _validate_transfer(self) -> None:
-        self.freeze = str(self.freeze).strip().lower()
-        if not (self.freeze in FREEZE_CHOICES or self.freeze.isdigit()):
-            raise UserError(f"--freeze must be none, head or a number of backbone stages to train, not '{self.freeze}'")
-        if isinstance(self.pretrained, str) and self.pretrained.lower() in ("true", "yes", "default"):
-            self.pretrained = True
-        elif isinstance(self.pretrained, str) and self.pretrained.lower() in ("", "false", "no", "none"):
-            self.pretrained = False
-        if self.pretrained and self.weights:
-            raise UserError("--pretrained and --weights both name starting weights: pass only one")
-        if self.unfreeze not in UNFREEZE:
-            raise UserError(f"--unfreeze must be one of {', '.join(UNFREEZE)}, not '{self.unfreeze}'")
-        if self.freeze_epochs < 0:
-            raise UserError(f"--freeze-epochs must be 0 or more, not {self.freeze_epochs}")
-        if self.freeze_epochs and self.freeze == "head":
-            raise UserError("--freeze-epochs trains the head first and then unfreezes, but --freeze head keeps the "
-                            "backbone frozen: pass --freeze none or --freeze N")
-        if self.lr_ratio <= 0:
-            raise UserError(f"--lr-ratio must be positive, not {self.lr_ratio}")
-        if self.aux_weight < 0:
-            raise UserError(f"--aux-weight must be 0 or more, not {self.aux_weight}")
 
     def image_sizes(self) -> list[int] | None:
         """The training image sizes in order: one for a fixed size, several for progressive resizing

@@ -18,6 +18,7 @@ Layout of ``runs/<time>-<model>-<data>/``::
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +36,21 @@ from cnnlab.runs.checkpoint import load_checkpoint
 from cnnlab.runs.config import TrainConfig
 
 
+def check_output_free(cfg: TrainConfig) -> None:
+    """``cfg.output`` absent or an empty folder: checked before any work, and again when creating it."""
+    if cfg.output:
+        path = Path(cfg.output)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--output '{path}' is a file: choose a new folder name")
+        if path.exists() and any(path.iterdir()):
+            raise UserError(f"output folder '{path}' is not empty: choose a new --output, or continue it with --resume {path}")
+
+
 def new_run_dir(cfg: TrainConfig) -> Path:
     """A fresh directory: ``cfg.output`` if given (must be empty or absent), else a readable name under runs/."""
     if cfg.output:
+        check_output_free(cfg)
         path = Path(cfg.output)
-        if path.exists() and any(path.iterdir()):
-            raise UserError(f"output folder '{path}' is not empty: choose a new --output, or continue it with --resume {path}")
         path.mkdir(parents=True, exist_ok=True)
         return path
     data = "shapes" if not cfg.data else Path(cfg.data).resolve().name
@@ -53,6 +63,16 @@ def new_run_dir(cfg: TrainConfig) -> Path:
         except FileExistsError:
             continue
     raise UserError("could not find a free run directory name under runs/: pass --output DIR")
+
+
+def remove_run_dir(path: Path, made: bool) -> None:
+    """Undo ``new_run_dir`` for a run that failed before its first checkpoint: the folder goes if this
+    run made it, else (an empty --output the user made) only what the run wrote in it."""
+    if made:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for child in path.iterdir():
+        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
 
 def write_split(run_dir: Path, name: str, images: ImageSet) -> None:

@@ -38,6 +38,15 @@ def init_distributed(device_kind: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def gather_to_main(info: DistInfo, obj: object) -> list | None:
+    """Every rank's ``obj`` on rank 0, in rank order (None on the others); ``[obj]`` in one process."""
+    if not info.enabled:
+        return [obj]
+    out: list | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

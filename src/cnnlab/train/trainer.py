@@ -34,13 +34,17 @@ from cnnlab.train import feature_cache
 from cnnlab.runs import run as runs
 from cnnlab.train.callbacks import BatchInfo, Callback, Checkpoints, Curves, HistoryFiles, Progress, StepInfo
 from cnnlab.train.accumulate import MicroBatch, plan_epoch, steps_per_epoch
-from cnnlab.runs.checkpoint import load_checkpoint
+from cnnlab.runs.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from cnnlab.runs.config import TrainConfig, to_yaml
 from cnnlab.train.ema import WeightEMA
 from cnnlab.train.mixing import Mixing
-from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, init_distributed
+from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, gather_to_main, init_distributed
 from cnnlab.train.freeze import FineTune
 from cnnlab.train.grad_norms import GradNorms
+from cnnlab.train.guard import NonFiniteGuard
+from cnnlab.train.interrupt import StopRequests, TrainingInterrupted
+from cnnlab.train.mid_epoch import EpochProgress
+from cnnlab.train.resume import check_same_run, resumed_schedule
 from cnnlab.train.optim import build_optimizer, build_schedule
 
 
@@ -69,16 +73,17 @@ class Trainer:
     ) -> None:
         """Prefer ``Trainer.from_config`` / ``Trainer.resume``; ``checkpoint`` and ``run_dir`` go together."""
         self.cfg = cfg.validate()
+        if checkpoint is None:
+            runs.check_output_free(self.cfg)  # before any work, not after loading the data
         self._init_device()
         self._init_data(data)
         self._init_model(load_initial_weights=checkpoint is None)
         self._init_optimisation()
         self._init_counters()
+        self.run_dir: Path | None = None  # a new run's directory appears when training starts (fit)
         if checkpoint is not None:
             self.run_dir = Path(run_dir)  # type: ignore[arg-type]
             self._restore(checkpoint)
-        else:
-            self._init_run_dir()
         self._set_image_size()
         self.callbacks: list[Callback] = (self.default_callbacks() if self.dist.is_main else []) + list(callbacks)
         if cfg.accumulate > 1 and _has_batchnorm(self.model):
@@ -179,16 +184,27 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] | None = None
         self.stale_epochs = 0
+        self.progress: EpochProgress | None = None  # set while an epoch runs (what a mid-epoch checkpoint holds)
+        self.last_step_lr: float | None = None  # the rate the latest optimiser step used (history's lr column)
+        self.guard = NonFiniteGuard(self.cfg.skip_nonfinite)
+        self.stop = StopRequests(enabled=False)
 
     def _init_run_dir(self) -> None:
         """A new run directory with config, classes and split lists (main process only)."""
+        self.made_run_dir = not (self.cfg.output and Path(self.cfg.output).exists())
         self.run_dir = runs.new_run_dir(self.cfg) if self.dist.is_main else Path(".")
         if self.dist.is_main:
             self._write_run_files()
 
+    def effective_batch(self) -> str:
+        """The samples whose mean gradient one optimiser step applies, and where the number comes from."""
+        world = self.dist.world_size
+        return (f"effective batch {self.batch_size * self.cfg.accumulate * world} = micro-batch {self.batch_size} x "
+                f"accumulate {self.cfg.accumulate} x {world} process{'es' if world > 1 else ''}")
+
     def _write_run_files(self) -> None:
         d = self.run_dir
-        atomic.write_text(d / "config.yaml", to_yaml(self.cfg))
+        atomic.write_text(d / "config.yaml", f"# {self.effective_batch()}\n" + to_yaml(self.cfg))
         atomic.write_json(d / "classes.json", self.classes)
         runs.write_split(d, "train", self.data.train)
         runs.write_split(d, "val", self.data.val)
@@ -219,11 +235,14 @@ class Trainer:
             "normalization": self.norm.to_dict(),
             "image_size": self.image_size,
             "finetune": self.finetune.state(),
+            "last_step_lr": self.last_step_lr,
+            "in_epoch": None,  # at an epoch's end; see _between_steps for checkpoints inside one
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        if list(ckpt["classes"]) != self.classes:
-            raise UserError(f"the data's classes changed since {self.run_dir} was trained: resume with the same data")
+        split = self.run_dir / "split" / "train.txt"
+        saved_names = runs.read_split(self.run_dir, "train") if split.is_file() else None
+        check_same_run(ckpt, self.run_dir, self.classes, self.data.train.names, saved_names, self.model)
         self.model.load_state_dict(ckpt["model"])
         if self.ema is not None:
             self.ema.load_state_dict(ckpt["ema"])
@@ -232,7 +251,14 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.finetune.restore(ckpt.get("finetune")):  # saved in a later phase: that phase's schedule
             self.schedule = build_schedule(self.optimizer, self.cfg, self.steps_per_epoch, self.finetune.phase_epochs())
-        self.schedule.load_state_dict(ckpt["schedule"])
+        self.schedule = resumed_schedule(self.schedule, ckpt["schedule"], self.optimizer, self.cfg,
+                                         self.steps_per_epoch, self.finetune.phase_epochs())
+        self.last_step_lr = ckpt.get("last_step_lr")
+        if ckpt.get("in_epoch"):  # one position per process
+            if len(ckpt["in_epoch"]) != self.dist.world_size:
+                raise UserError(f"{self.run_dir} was stopped inside an epoch by {len(ckpt['in_epoch'])} process(es): "
+                                "resume it with as many")
+            self.progress = EpochProgress.from_state(ckpt["in_epoch"][self.dist.rank], self.device)
         self.epoch, self.history = int(ckpt["epoch"]), list(ckpt["history"])
         self.global_step = int(ckpt.get("global_step", self.epoch * self.steps_per_epoch))  # older checkpoints
         self.best, self.stale_epochs = ckpt["best"], int(ckpt["stale_epochs"])
@@ -245,7 +271,24 @@ class Trainer:
 
     # ----------------------------------------------------------------- loop
     def fit(self) -> Path:
-        """Train until ``cfg.epochs`` (or early stop); returns the run directory."""
+        """Train until ``cfg.epochs`` (or early stop); returns the run directory. A new run's directory is
+        made here, and removed again if the run fails before its first checkpoint (nothing to resume or
+        use). SIGINT/SIGTERM end the current step, write a checkpoint and raise ``TrainingInterrupted``."""
+        new = self.run_dir is None
+        if new:
+            self._init_run_dir()
+        if self.dist.is_main:
+            logger.info(self.effective_batch())
+        try:
+            with StopRequests(enabled=not self.dist.enabled) as self.stop:
+                self._fit_epochs()
+        except BaseException:
+            if new and self.dist.is_main and not checkpoint_path(self.run_dir, "last").is_file():
+                runs.remove_run_dir(self.run_dir, self.made_run_dir)
+            raise
+        return self.run_dir  # type: ignore[return-value]
+
+    def _fit_epochs(self) -> None:
         if self.epoch >= self.cfg.epochs and self.dist.is_main:
             logger.warning(f"{self.run_dir} already finished {self.epoch} epochs: pass --epochs N (more) to continue")
         self._emit("on_fit_start")
@@ -257,7 +300,8 @@ class Trainer:
             train_time = time.perf_counter() - t0
             val = self.validate()
             self.epoch += 1
-            row: dict[str, float] = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+            used = self.last_step_lr if self.last_step_lr is not None else self.optimizer.param_groups[0]["lr"]
+            row: dict[str, float] = {"epoch": self.epoch, "lr": used,  # the rate of the epoch's last step
                                      "image_size": self.image_size}
             row.update({f"train_{k}": v for k, v in train.items()})
             row.update({f"val_{k}": v for k, v in val.items()})
@@ -275,7 +319,6 @@ class Trainer:
                 break
         self._emit("on_fit_end")
         barrier(self.dist)
-        return self.run_dir
 
     def _emit(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
@@ -309,31 +352,47 @@ class Trainer:
     def train_epoch(self) -> dict[str, float]:
         """One pass over the training split: micro-batches, an optimiser step at the end of each window."""
         self.net.train()
-        metrics = EpochMetrics(len(self.classes), self.device)
-        order = torch.randperm(len(self.data.train), generator=self.order_gen)
+        resumed = self.progress  # set when a checkpoint from inside this epoch was restored
+        order = resumed.order if resumed else torch.randperm(len(self.data.train), generator=self.order_gen)
         plan = list(plan_epoch(order, self.batch_size, self.cfg.accumulate, self.dist.rank, self.dist.world_size))
-        seeds = batch_seeds(len(plan), self.aug_gen)  # the same numbers with or without data threads
+        seeds = resumed.seeds if resumed else batch_seeds(len(plan), self.aug_gen)  # same with or without threads
+        progress = self.progress = resumed or EpochProgress(order, seeds)
+        metrics = progress.metrics(len(self.classes), self.device)
+        start = progress.next_batch
         threads = 0 if self.cache is not None else self.cfg.data_threads
-        stream = prefetch(lambda i: self._batch(plan[i], seeds[i]), range(len(plan)), threads)
+        stream = prefetch(lambda i: self._batch(plan[i], seeds[i]), range(start, len(plan)), threads)
         with contextlib.closing(stream) as batches:
-            for i, (mb, (x, target)) in enumerate(zip(plan, batches)):
+            for i, mb, (x, target) in zip(range(start, len(plan)), plan[start:], batches):
                 sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
                 with sync:
                     with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
                         logits, loss_sum = self.forward_loss(x, target)
                     (loss_sum * mb.loss_scale).backward()
+                self.guard.observe(loss_sum)
                 if mb.ends_window:
-                    self._optimizer_step(mb.window_samples)
+                    self._optimizer_step(mb.window_samples, i)
                 # Under mixing, accuracy counts agreement with each image's larger label share and
                 # the loss is the one optimised, against the mixed targets.
-                metrics.update(logits, target if target.ndim == 1 else target.argmax(1), loss_sum)
+                y = target if target.ndim == 1 else target.argmax(1)
+                metrics.update(logits, y, loss_sum)
+                progress.record(i, logits, y, loss_sum)
                 self._emit("on_batch_end", BatchInfo(self.epoch + 1, i, len(plan), len(target), loss_sum))
+                if mb.ends_window:
+                    self._between_steps()
+        self.progress = None
         return metrics.compute()
 
-    def _optimizer_step(self, window_samples: int) -> None:
-        """Apply the window's gradient (callbacks see it first), clear it, advance the schedule."""
+    def _optimizer_step(self, window_samples: int, batch_index: int) -> None:
+        """Apply the window's gradient (callbacks see it first), clear it, advance the schedule. A window
+        with a NaN/Inf loss is skipped (``--skip-nonfinite``) or stops the run."""
         info = StepInfo(self.epoch + 1, self.global_step + 1, window_samples)
+        if not self.guard.window_is_finite(self.dist):
+            self.optimizer.zero_grad(set_to_none=True)
+            where = f"epoch {self.epoch + 1}, optimiser step {self.global_step + 1} (micro-batch {batch_index + 1})"
+            logger.warning(self.guard.skip_or_stop(where, self._kept()))
+            return
         self._emit("on_before_step", info)
+        self.last_step_lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
@@ -341,6 +400,30 @@ class Trainer:
             self.ema.update(self.model)
         self.global_step += 1
         self._emit("on_step_end", info)
+
+    def _between_steps(self) -> None:
+        """After an optimiser step: ``last`` every --checkpoint-every steps, with the position in the epoch;
+        on SIGINT/SIGTERM that checkpoint, then a clean stop."""
+        every = self.cfg.checkpoint_every
+        if (every and self.global_step % every == 0) or self.stop.requested:  # the same on every rank
+            self.checkpoint_in_epoch()
+        if self.stop.requested:
+            raise TrainingInterrupted(f"stopped by {self.stop.name} in epoch {self.epoch + 1} after optimiser step "
+                                      f"{self.global_step}; checkpoint written: continue with "
+                                      f"`cnnlab train --resume {self.run_dir}`", self.stop.signum or 2)
+
+    def checkpoint_in_epoch(self) -> None:
+        """Write ``last`` with every process's position in the current epoch (all ranks call this)."""
+        in_epoch = gather_to_main(self.dist, self.progress.state())  # type: ignore[union-attr]
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir, "last", {**self.state(), "in_epoch": in_epoch})  # type: ignore[arg-type]
+
+    def _kept(self) -> str:
+        """What a stopped run leaves to resume from, for the message."""
+        path = checkpoint_path(self.run_dir, "last")  # type: ignore[arg-type]
+        if self.dist.is_main and path.is_file():
+            return f"the last good checkpoint is kept ({path})"
+        return "and no checkpoint had been written yet"
 
     def _batch(self, mb: MicroBatch, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(model input, target) of one micro-batch: cached features, or its images prepared, augmented
