@@ -18,7 +18,7 @@ from PIL import Image
 from sklearn.metrics import precision_recall_fscore_support
 
 from cnnlab.cli import main
-from cnnlab.report.folders import json_tables
+from cnnlab.report.folders import format_value, json_tables
 from cnnlab.report.gallery import most_confident_correct, most_confident_mistakes
 from cnnlab.runs.evaluate import evaluation_images
 from cnnlab.runs.inference import predict_logits
@@ -195,3 +195,22 @@ def test_json_files_become_tables(tmp_path: Path):
     assert records.columns == ["class", "f1"] and records.rows == [["a", "0.25"], ["b", "1"]]
     path.write_text("{not json")
     assert json_tables(path)[0].rows == [["cannot be read: JSONDecodeError"]]
+
+
+def test_report_of_a_face_run_shows_people_curves_and_its_evaluation(tmp_path: Path):
+    """A run of `cnnlab embed train` gets its own report: people per split, its curves, and the ROC, CMC
+    and distance histograms (with the threshold) that `cnnlab embed evaluate` wrote."""
+    run = tmp_path / "faces"
+    common = ["--device", "cpu"]
+    assert main(["embed", "train", "--identities", "24", "--per-identity", "4", "--image-size", "24", "--epochs", "1",
+                 "--ids-per-batch", "6", "--images-per-id", "2", "--output", str(run), *common]) == 0
+    assert main(["embed", "evaluate", str(run), "--enrolled", "1", *common]) == 0
+    text, page = report(run)
+    assert_self_contained_and_inert(page)
+    assert [row[0] for row in page.rows if row and row[0] in ("train", "dev", "test")] == ["train", "dev", "test"]
+    assert sum(int(page.row(name)[1]) for name in ("train", "dev", "test")) == 24
+    pictures = {v for tag, name, v in page.attrs if name == "alt"}
+    assert {"roc.png", "cmc.png", "distances.png", "training loss and dev EER per epoch"} <= pictures
+    threshold = json.loads((run / "threshold.json").read_text())["threshold"]
+    assert "Evaluation: evaluation/test" in text and format_value(threshold) in page.text
+    assert main(["report", str(run), "--data", str(tmp_path), *common]) == 2  # a face run has no classes to score

@@ -13,12 +13,9 @@ from cnnlab.errors import UserError
 
 def cmd_report(args: argparse.Namespace) -> int:
     from cnnlab.device import pick_device
-    from cnnlab.report.page import write_report
-    from cnnlab.runs.run import load_run
+    from cnnlab.report.page import write_run_report
 
-    device = pick_device(args.device)
-    run = load_run(args.run, args.checkpoint, device)
-    print(write_report(run, device, args.checkpoint, args.data))
+    print(write_run_report(args.run, pick_device(args.device), args.checkpoint, args.data))
     return 0
 
 

@@ -37,6 +37,11 @@ class LoadedEmbedder:
         return split
 
 
+def is_embedding_run(run_dir: str | Path, which: str = "best") -> bool:
+    """Whether ``run_dir`` was written by `cnnlab embed train` (its checkpoint says so)."""
+    return load_checkpoint(run_dir, which).get("kind") == "embedding"
+
+
 def load_embedder(run_dir: str | Path, which: str = "best", device: torch.device | str = "cpu") -> LoadedEmbedder:
     ckpt = load_checkpoint(run_dir, which)
     if ckpt.get("kind") != "embedding":

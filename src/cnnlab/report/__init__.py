@@ -6,5 +6,5 @@ be mailed or archived on its own.
 - ``content``: what the page shows, as plain data (``collect``).
 - ``gallery``: the most confident mistakes and correct examples, with their overlays.
 - ``folders``: PNG and JSON files of a run's sub-folder, rendered without knowing who wrote them.
-- ``page``: the HTML (a Jinja2 template, every string escaped) and ``write_report``.
+- ``page``: the HTML (a Jinja2 template, every string escaped); ``write_run_report`` for a classification or a face run.
 """

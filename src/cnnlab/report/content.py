@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from cnnlab.data.folder import Skipped
 from cnnlab.data.imageset import ImageSet
+from cnnlab.embed.run import LoadedEmbedder
 from cnnlab.explain.overlay import data_uri
 from cnnlab.report.folders import FileSection, folder_section, format_value
 from cnnlab.report.gallery import Gallery, build_gallery
@@ -51,6 +52,8 @@ class Report:
     splits: list[SplitSection]
     explain: list[FileSection]
     evaluations: list[FileSection]
+    kind: str = "classification"  # or "embedding": a face run (people, not classes; no validation split)
+    people: list[tuple[str, int]] = field(default_factory=list)  # embedding runs: split, number of people
 
 
 def collect(run: LoadedRun, device: torch.device, checkpoint: str = "best", data: str | None = None) -> Report:
@@ -73,6 +76,24 @@ def collect(run: LoadedRun, device: torch.device, checkpoint: str = "best", data
         explain=[s for sub, title in EXPLAIN_FOLDERS
                  if (s := folder_section(run_dir, run_dir / "explain" / sub, title)) is not None],
         evaluations=evaluation_sections(run_dir),
+    )
+
+
+def collect_embedding(run: LoadedEmbedder, checkpoint: str = "best") -> Report:
+    """A face (embedding) run: config, people per split, its own curves (loss and dev EER), and what
+    `cnnlab embed evaluate` wrote under evaluation/ (ROC, CMC, distance histograms, threshold)."""
+    run_dir = run.run_dir
+    history = run_dir / "history.json"
+    epochs = len(json.loads(history.read_text(encoding="utf-8"))) if history.is_file() else 0
+    curves_png = run_dir / "curves.png"
+    return Report(
+        run_name=run_dir.resolve().name, model=run.config.model, epoch=epochs, checkpoint=checkpoint,
+        image_size=run.image_size,
+        config=[(k, format_value(v)) for k, v in run.config.to_dict().items()],
+        class_counts=[], skipped=[],
+        curves=data_uri(curves_png.read_bytes()) if curves_png.is_file() else None,
+        splits=[], explain=[], evaluations=evaluation_sections(run_dir),
+        kind="embedding", people=[(name, len(ids)) for name, ids in run.identities.items()],
     )
 
 
