@@ -134,3 +134,25 @@ def test_load_data_split_of_shapes():
     bundle = load_data(None, 32, 0.2, seed=0, shapes_per_class=10)
     assert len(bundle.train) == 80 and len(bundle.val) == 20
     assert bundle.val.class_counts() == [2] * 10 and bundle.val.masks is not None
+
+
+def test_training_data_above_max_pixels_is_skipped_with_its_size_and_the_flag(tmp_path):
+    """`train --max-pixels N`: a file whose header declares more than N pixels is listed, never decoded;
+    the default limit keeps it."""
+    from cnnlab.runs.config import TrainConfig
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.new("RGB", (16, 16), (40 * i, 90, 200)).save(tmp_path / cls / f"{i}.png")
+    Image.new("RGB", (64, 40), (0, 0, 0)).save(tmp_path / "a" / "big.png")  # 2,560 pixels
+
+    limited = load_images(str(tmp_path), 16, max_pixels=1000)
+    assert len(limited.pool) == 6
+    assert [s.path for s in limited.skipped] == ["a/big.png"]
+    reason = limited.skipped[0].reason
+    assert "64x40" in reason and "1,000" in reason and "--max-pixels" in reason
+    default = load_images(str(tmp_path), 16)
+    assert len(default.pool) == 7 and not default.skipped
+    with pytest.raises(UserError, match="max_pixels|max-pixels"):
+        TrainConfig(max_pixels=0).validate()

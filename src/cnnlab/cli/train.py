@@ -50,6 +50,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--size-epochs", metavar="E1:...", help="progressive resizing: the epochs after which each later "
                    "size starts, e.g. 4:8 (default: the epochs split evenly)")
     g.add_argument("--val-fraction", type=float, help="fraction of each class held out for validation")
+    g.add_argument("--max-pixels", type=int, metavar="N", help="images whose header declares more than N pixels are "
+                   "skipped and listed in RUN/skipped.txt, never decoded (decompression bombs)")
     g.add_argument("--cache-dir", help="keep decoded images here, reused while the files are unchanged (default: no cache)")
     g.add_argument("--shapes-per-class", type=int, help="images per class of the built-in shapes dataset")
     g.add_argument("--augment", choices=list(PRESETS), help="augmentation preset (its values: the table at the end of `cnnlab train --help`)")

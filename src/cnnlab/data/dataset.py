@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from cnnlab import atomic
-from cnnlab.data.folder import Skipped, find_layout, fingerprint, load_folder
+from cnnlab.data.folder import DEFAULT_MAX_PIXELS, Skipped, find_layout, fingerprint, load_folder
 from cnnlab.data.imageset import ImageSet
 from cnnlab.data.shapes import make_shapes
 from cnnlab.data.split import stratified_split
@@ -61,32 +61,34 @@ GENERATED: dict[str, Callable[[int, int, int], ImageSet]] = {SHAPES: _shapes}
 
 
 def load_images(
-    data: str | None, image_size: int, cache_dir: str | None = None, shapes_per_class: int = 300, shapes_seed: int = 0
+    data: str | None, image_size: int, cache_dir: str | None = None, shapes_per_class: int = 300, shapes_seed: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> SourceImages:
-    """Every image of a built-in generated dataset (``data`` None: shapes) or of a folder."""
+    """Every image of a built-in generated dataset (``data`` None: shapes) or of a folder; files whose
+    header declares more than ``max_pixels`` are skipped (listed with the reason), never decoded."""
     name = data or SHAPES
     if name in GENERATED:
         return SourceImages(GENERATED[name](shapes_per_class, image_size, shapes_seed))
     layout = find_layout(data)
     if cache_dir is None:
-        return _decode_layout(layout, image_size)
-    return _cached(layout, image_size, Path(cache_dir).expanduser())
+        return _decode_layout(layout, image_size, max_pixels)
+    return _cached(layout, image_size, Path(cache_dir).expanduser(), max_pixels)
 
 
-def _decode_layout(layout, image_size: int) -> SourceImages:  # type: ignore[no-untyped-def]
-    pool, skipped = load_folder(layout.train, layout.root, image_size)
+def _decode_layout(layout, image_size: int, max_pixels: int) -> SourceImages:  # type: ignore[no-untyped-def]
+    pool, skipped = load_folder(layout.train, layout.root, image_size, max_pixels=max_pixels)
     test = None
     if layout.test is not None:
-        test, skipped_test = load_folder(layout.test, layout.root, image_size, classes=pool.classes)
+        test, skipped_test = load_folder(layout.test, layout.root, image_size, classes=pool.classes, max_pixels=max_pixels)
         skipped += skipped_test
     return SourceImages(pool, test, skipped)
 
 
-def _cached(layout, image_size: int, cache_dir: Path) -> SourceImages:  # type: ignore[no-untyped-def]
+def _cached(layout, image_size: int, cache_dir: Path, max_pixels: int) -> SourceImages:  # type: ignore[no-untyped-def]
     prints = [fingerprint(layout.train, layout.root)]
     if layout.test is not None:
         prints.append(fingerprint(layout.test, layout.root))
-    key = hashlib.sha256(json.dumps([_CACHE_FORMAT, image_size, prints]).encode()).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps([_CACHE_FORMAT, image_size, prints, max_pixels]).encode()).hexdigest()[:20]
     path = cache_dir / f"{layout.root.resolve().name}-{image_size}px-{key}.pt"
     if path.exists():
         try:
@@ -98,7 +100,7 @@ def _cached(layout, image_size: int, cache_dir: Path) -> SourceImages:  # type: 
             )
         except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
             logger.warning(f"cnnlab: ignoring unreadable cache {path} ({type(e).__name__}); rebuilding")
-    source = _decode_layout(layout, image_size)
+    source = _decode_layout(layout, image_size, max_pixels)
     atomic.save_torch(path, {
         "pool": _imageset_blob(source.pool),
         "test": _imageset_blob(source.test) if source.test else None,
@@ -122,8 +124,9 @@ def load_data(
     seed: int,
     cache_dir: str | None = None,
     shapes_per_class: int = 300,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> DataBundle:
-    source = load_images(data, image_size, cache_dir, shapes_per_class)
+    source = load_images(data, image_size, cache_dir, shapes_per_class, max_pixels=max_pixels)
     train_idx, val_idx = stratified_split(source.pool.labels, val_fraction, seed)
     return DataBundle(
         source.pool.subset(train_idx), source.pool.subset(val_idx), source.test, source.skipped, data or SHAPES

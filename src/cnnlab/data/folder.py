@@ -166,6 +166,8 @@ def _try_decode(path: Path, size: int, max_pixels: int) -> np.ndarray | str:
         return decode(path, size, max_pixels)
     except PermissionError:
         return "unreadable: permission denied"
+    except TooManyPixels as e:
+        return f"too large: {e} (raise the limit with --max-pixels)"
     except Exception as e:  # noqa: BLE001 - any decoder failure means "skip this file and say why"
         return f"{type(e).__name__}: {e}".splitlines()[0]
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from cnnlab.data.folder import DEFAULT_MAX_PIXELS
 from cnnlab.errors import UserError
 
 FREEZE_CHOICES = ("none", "head")
@@ -26,6 +27,7 @@ class TrainConfig:
     size_epochs: str | None = None  # progressive resizing: epochs at which each later size starts, e.g. "4:8"
     val_fraction: float = 0.2
     cache_dir: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS  # files declaring more pixels are skipped (listed), never decoded
     shapes_per_class: int = 300
     augment: str = "light"
     augment_options: dict[str, float] = field(default_factory=dict)

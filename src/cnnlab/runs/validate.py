@@ -91,6 +91,7 @@ RULES: dict[str, Rule] = {
                             p.strip().isdigit() for p in v.split(":")))),
     "val_fraction": number(0, 1, high_open=True),
     "cache_dir": path(),
+    "max_pixels": integer(1),
     "shapes_per_class": integer(1, 100_000),
     "augment": choice(*PRESETS),
     "augment_options": mapping(),

@@ -135,7 +135,7 @@ class Trainer:
             raise UserError(f"--image-size {min(sizes)} is too small for {cfg.model}: use at least {info.min_image_size}")
         # Decoded once at the largest size; progressive resizing derives the smaller ones from it.
         self.full_data = data or load_data(cfg.data, max(sizes), cfg.val_fraction, cfg.seed, cfg.cache_dir,
-                                           cfg.shapes_per_class)
+                                           cfg.shapes_per_class, cfg.max_pixels)
         self.data, self.image_size = self.full_data, self.full_data.train.images.shape[-1]
         self.classes = self.data.classes
         if len(self.data.train) == 0:
