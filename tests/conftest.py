@@ -40,3 +40,4 @@ def offline_hub(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv(weights.OFFLINE_ENV, "1")
     monkeypatch.delenv(weights.MIRROR_ENV, raising=False)
     return tmp_path / "torch" / "hub" / "checkpoints"
+

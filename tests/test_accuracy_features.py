@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from ctrl_c import ctrl_c_cli_run
 from cnnlab.cli import main
 from cnnlab.errors import UserError
 from cnnlab.runs.config import TrainConfig
@@ -110,8 +111,6 @@ def test_mixing_probability_zero_and_one():
 
 
 def test_progressive_resizing_switches_at_the_stated_epoch_and_resumes(tmp_path, monkeypatch):
-    from cnnlab.train.trainer import Trainer
-
     flags = [*DATA, "--image-size", "12:16", "--size-epochs", "2", "--epochs", "3", "--batch-size", "16",
              "--ema", "0.5", "--mixup", "0.4", "--cutmix", "1.0", "--mix-prob", "0.7", "--augment", "light"]
     whole = tmp_path / "whole"
@@ -121,16 +120,7 @@ def test_progressive_resizing_switches_at_the_stated_epoch_and_resumes(tmp_path,
     assert torch.load(whole / "checkpoints" / "last.pt", weights_only=True)["image_size"] == 16
 
     run = tmp_path / "resumed"
-    original = Trainer.train_epoch
-
-    def interrupted_in_second_epoch(self):
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", interrupted_in_second_epoch)
-    assert main(["train", *flags, "--output", str(run)]) == 130
-    monkeypatch.setattr(Trainer, "train_epoch", original)
+    assert ctrl_c_cli_run(monkeypatch, ["train", *flags, "--output", str(run)], epoch=1) == 130
     assert main(["train", "--resume", str(run)]) == 0
     assert history_without_timing(run) == history
     a = torch.load(run / "checkpoints" / "last.pt", weights_only=True)

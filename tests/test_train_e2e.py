@@ -12,6 +12,7 @@ import torch
 import yaml
 from PIL import Image
 
+from ctrl_c import ctrl_c_cli_run
 from cnnlab.cli import main
 from cnnlab.metrics import METRIC_NAMES
 
@@ -57,21 +58,10 @@ def test_run_directory_has_every_artefact(trained):
 
 
 def test_resume_gives_the_same_history_as_an_uninterrupted_run(tmp_path, monkeypatch):
-    from cnnlab.train.trainer import Trainer
-
     uninterrupted = tmp_path / "uninterrupted"
     assert main(["train", *FAST, "--epochs", "3", "--output", str(uninterrupted)]) == 0
     run = tmp_path / "resumed"
-    original = Trainer.train_epoch
-
-    def interrupted_in_third_epoch(self):
-        if self.epoch == 2:
-            raise KeyboardInterrupt  # the user presses Ctrl-C
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", interrupted_in_third_epoch)
-    assert main(["train", *FAST, "--epochs", "3", "--output", str(run)]) == 130
-    monkeypatch.setattr(Trainer, "train_epoch", original)
+    assert ctrl_c_cli_run(monkeypatch, ["train", *FAST, "--epochs", "3", "--output", str(run)], epoch=2) == 130
     assert len(history_without_timing(run)) == 2
     assert main(["train", "--resume", str(run)]) == 0
     assert history_without_timing(run) == history_without_timing(uninterrupted)

@@ -10,6 +10,7 @@ import json
 import pytest
 import torch
 
+from ctrl_c import ctrl_c_cli_run
 from cnnlab.cli import main
 from cnnlab.data.dataset import DataBundle
 from cnnlab.data.imageset import ImageSet
@@ -167,16 +168,7 @@ def test_resume_through_the_cli_matches_the_uninterrupted_history(tmp_path, monk
             "--batch-size", "10", "--epochs", "3", "--freeze-epochs", "1", "--unfreeze", "gradual", "--freeze", "3",
             "--lr-ratio", "0.3", "--seed", "5"]
     assert main([*args, "--output", str(tmp_path / "full")]) == 0
-    original = Trainer.train_epoch
-
-    def ctrl_c_in_third_epoch(self):
-        if self.epoch == 2:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", ctrl_c_in_third_epoch)
-    assert main([*args, "--output", str(tmp_path / "cut")]) == 130
-    monkeypatch.setattr(Trainer, "train_epoch", original)
+    assert ctrl_c_cli_run(monkeypatch, [*args, "--output", str(tmp_path / "cut")], epoch=2) == 130
     assert main(["train", "--resume", str(tmp_path / "cut")]) == 0
 
     def history(run):
