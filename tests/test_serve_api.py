@@ -20,6 +20,7 @@ from PIL import Image
 from cnnlab.cli import main
 from cnnlab.cli.report import is_loopback
 from cnnlab.data.normalize import Normalization
+from cnnlab.errors import UserError
 from cnnlab.explain.layers import default_cam_layer
 from cnnlab.models import create_model, list_models, model_info
 from cnnlab.runs.config import TrainConfig
@@ -174,3 +175,38 @@ def test_concurrent_requests_batched_give_the_answers_of_one_at_a_time(web_run, 
         # steps moves a channel by up to 4 levels, half of which shows through the 0.5 blend.
         assert np.abs(a - b).max() <= 3 and np.abs(a - b).mean() < 0.1
     assert all(r["gradcam"]["class"] == 'circle & "ring"' for r in results[16][::3])
+
+
+def test_tta_and_an_ensemble_give_the_probabilities_of_predict_and_explain_their_top_class(web_run, sample):
+    """A second run at another input size with other weights, averaged with the first under --tta
+    flip+scales: the page's probabilities are `cnnlab predict`'s, Grad-CAM explains their top class."""
+    first = load_run(web_run)
+    torch.manual_seed(3)
+    second = LoadedRun(Path("other-run"), create_model("ahe_cnn", 3).eval(), first.config, first.classes, first.norm, 24, 1)
+    expected = next(predict([first, second], [str(sample)], CPU, top_k=3, tta="flip+scales")).top
+    plain = next(predict([first], [str(sample)], CPU, top_k=3)).top
+    assert [p for _, p in expected] != pytest.approx([p for _, p in plain], abs=1e-3)  # the average changes them
+    with Predictor(first, CPU, others=[second], tta="flip+scales") as predictor:
+        body = predictor.predict(sample.read_bytes(), 10**6, top_k=3)
+        described = predictor.describe()
+    assert [(t["class"], t["probability"]) for t in body["top"]] == [(c, pytest.approx(p, abs=1e-5)) for c, p in expected]
+    assert body["gradcam"]["class"] == expected[0][0]
+    assert decoded(body["image"]).size == (16, 16)  # the explained (first) run's input
+    assert described["tta"] == "flip+scales" and described["ensemble"] == [web_run.resolve().name, "other-run"]
+
+
+def test_an_ensemble_of_runs_with_other_classes_is_refused(web_run):
+    first = load_run(web_run)
+    other = LoadedRun(Path("other-run"), first.model, first.config, ["x", "y", "z"], first.norm, 16, 1)
+    with pytest.raises(UserError, match="trained on other classes"):
+        Predictor(first, CPU, others=[other])
+
+
+def test_serve_command_passes_the_runs_and_tta_to_the_app(web_run, monkeypatch, capsys):
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(model=TestClient(app).get("/model").json()))
+    assert main(["serve", str(web_run), str(web_run), "--tta", "flip", "--device", "cpu"]) == 0
+    assert seen["model"]["tta"] == "flip" and seen["model"]["ensemble"] == [web_run.resolve().name] * 2
+    assert "an ensemble of 2 runs with --tta flip" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import sys
 
 from cnnlab.cli.help import add_command
 from cnnlab.errors import UserError
+from cnnlab.runs.tta import TTA_MODES
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -44,9 +45,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.max_batch < 1:
         raise UserError(f"--max-batch must be at least 1, not {args.max_batch}")
-    with Predictor.from_run(args.run, args.checkpoint, args.device, args.max_batch) as predictor:
+    first, *others = args.runs
+    with Predictor.from_run(first, args.checkpoint, args.device, args.max_batch, others, args.tta) as predictor:
         app = create_app(predictor, Limits(max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels))
-        print(f"cnnlab serve: {predictor.run.config.model} from {args.run} at http://{args.host}:{args.port}/ "
+        what = f"an ensemble of {len(args.runs)} runs" if others else f"{predictor.run.config.model} from {first}"
+        tta = "" if args.tta == "none" else f" with --tta {args.tta}"
+        print(f"cnnlab serve: {what}{tta} at http://{args.host}:{args.port}/ "
               f"(API at /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
         # The server's own log follows `cnnlab -q` (warnings only) and `cnnlab -v` (debug).
         level = logging.getLevelName(logging.getLogger("cnnlab").getEffectiveLevel()).lower()
@@ -66,8 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_report)
 
     p = add_command(sub, "serve", "a local web page and JSON API: upload an image, get the top classes and "
-                                  "a Grad-CAM overlay", ["cnnlab serve runs/my-run", "cnnlab serve runs/my-run --port 8080"])
-    p.add_argument("run", metavar="RUN", help="run directory written by `cnnlab train`")
+                                  "a Grad-CAM overlay", ["cnnlab serve runs/my-run", "cnnlab serve runs/my-run --port 8080",
+                                                         "cnnlab serve runs/run-a runs/run-b --tta flip"])
+    p.add_argument("runs", metavar="RUN", nargs="+", help="run directory written by `cnnlab train`; several: an "
+                   "ensemble averaging their probabilities (Grad-CAM explains the first)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument("--allow-remote", action="store_true", help="allow a --host other machines can reach (default: off)")
@@ -78,5 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="requests that arrive while the model is busy are explained together, up to this many")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="the best epoch's weights (by the run's --monitor), or the last epoch's")
+    p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation: average the "
+                   "probabilities over the image and its mirror (flip), plus a centre zoom of both (flip+scales)")
     p.add_argument("--device", default="auto", help="auto (first GPU, else CPU), cpu, cuda ...")
     p.set_defaults(func=cmd_serve)

@@ -59,6 +59,8 @@ class ModelDescription(BaseModel):
     max_batch: int
     run: str
     config: dict[str, Any]
+    tta: str  # test-time augmentation of the probabilities: none, flip or flip+scales
+    ensemble: list[str]  # the runs whose probabilities are averaged, the explained one first
     limits: dict[str, int]
 
 

@@ -1,4 +1,8 @@
-"""The model behind the web app: loaded once, run by one thread, asked from the server's worker threads."""
+"""The model behind the web app: loaded once, run by one thread, asked from the server's worker threads.
+
+With test-time augmentation or an ensemble (``cnnlab serve RUN1 RUN2 --tta flip``) the probabilities are
+those of ``cnnlab predict`` with the same runs and ``--tta``; Grad-CAM explains the first run on the
+plain image, for the ensemble's top class (or the class asked for)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +22,9 @@ from cnnlab.errors import UserError
 from cnnlab.explain.layers import default_cam_layer
 from cnnlab.explain.overlay import data_uri, png_bytes
 from cnnlab.explain.run_cams import class_overlays
+from cnnlab.runs.ensemble import check_same_classes, ensemble_probs
 from cnnlab.runs.run import LoadedRun, load_run
+from cnnlab.runs.tta import views
 
 
 class UnknownClass(UserError):
@@ -26,7 +33,7 @@ class UnknownClass(UserError):
 
 @dataclass
 class _Job:
-    image: torch.Tensor  # uint8 3 x H x W
+    images: dict[int, torch.Tensor]  # input size -> uint8 3 x size x size, one per size the runs need
     cam_class: int | None  # None: the predicted class
     done: Future = field(default_factory=Future)  # -> (probabilities, explained class, overlay)
 
@@ -39,10 +46,18 @@ class Predictor:
     would see the activations of every concurrent forward pass, and because each extra thread that
     enters PyTorch starts a pool of intra-op threads of its own that compete for the same cores.
     Requests that arrive while the model is busy wait in a queue and are explained together, up to
-    ``max_batch`` images per forward/backward pass."""
+    ``max_batch`` images per forward/backward pass.
 
-    def __init__(self, run: LoadedRun, device: torch.device, checkpoint: str = "best", max_batch: int = 16) -> None:
+    ``others`` (runs trained on the same classes) and ``tta`` make the probabilities an average, as
+    ``runs.ensemble`` computes it; ``run`` is the one Grad-CAM explains."""
+
+    def __init__(self, run: LoadedRun, device: torch.device, checkpoint: str = "best", max_batch: int = 16,
+                 others: Sequence[LoadedRun] = (), tta: str = "none") -> None:
+        views(tta)  # an unknown mode is refused here, before the model thread starts
         self.run = run
+        self.others = list(others)
+        check_same_classes([run, *self.others])
+        self.tta = tta
         self.device = device
         self.checkpoint = checkpoint
         self.max_batch = max_batch
@@ -63,10 +78,17 @@ class Predictor:
         self.close()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto",
-                 max_batch: int = 16) -> Predictor:
+    def from_run(cls, run_dir: str | Path, checkpoint: str = "best", device: str = "auto", max_batch: int = 16,
+                 others: Sequence[str | Path] = (), tta: str = "none") -> Predictor:
+        """``run_dir`` (explained by Grad-CAM) and the runs in ``others``, averaged with it."""
         torch_device = pick_device(device)
-        return cls(load_run(run_dir, checkpoint, torch_device), torch_device, checkpoint, max_batch)
+        runs = [load_run(r, checkpoint, torch_device) for r in [run_dir, *others]]
+        return cls(runs[0], torch_device, checkpoint, max_batch, runs[1:], tta)
+
+    @property
+    def averaging(self) -> bool:
+        """Whether the probabilities average several views or runs (not one plain forward pass)."""
+        return bool(self.others) or self.tta != "none"
 
     def class_index(self, name: str) -> int:
         if name not in self.run.classes:
@@ -77,8 +99,8 @@ class Predictor:
         """The ``top_k`` classes of the image in ``data`` (file bytes) with their probabilities, and the
         Grad-CAM overlay for ``cam_class`` (default: the top class), as JSON-ready data."""
         explain = None if cam_class is None else self.class_index(cam_class)
-        image = decode_upload(data, self.run.image_size, max_pixels)
-        job = _Job(image, explain)
+        sizes = dict.fromkeys(r.image_size for r in [self.run, *self.others])
+        job = _Job({size: decode_upload(data, size, max_pixels) for size in sizes}, explain)
         self._jobs.put(job)
         probabilities, explained, overlay = job.done.result()
         top = probabilities.topk(min(top_k, len(probabilities)))
@@ -86,7 +108,7 @@ class Predictor:
             "top": [{"class": self.run.classes[int(k)], "probability": float(p)} for p, k in zip(top.values, top.indices)],
             "gradcam": {"class": self.run.classes[explained], "layer": self.layer,
                         "overlay": data_uri(png_bytes(overlay))},
-            "image": data_uri(png_bytes(image.permute(1, 2, 0).numpy())),
+            "image": data_uri(png_bytes(job.images[self.run.image_size].permute(1, 2, 0).numpy())),
         }
 
     def _work(self) -> None:
@@ -111,16 +133,25 @@ class Predictor:
     def _explain(self, jobs: list[_Job]) -> None:
         try:
             classes = None if jobs[0].cam_class is None else [int(j.cam_class) for j in jobs]  # type: ignore[arg-type]
-            result = class_overlays(self.run, torch.stack([j.image for j in jobs]), classes, self.device, self.layer)
+            averaged = None
+            if self.averaging:
+                runs = [self.run, *self.others]
+                batches = [torch.stack([j.images[r.image_size] for j in jobs]) for r in runs]
+                averaged = ensemble_probs(runs, batches, self.device, self.tta)
+                classes = classes or averaged.argmax(1).tolist()
+            images = torch.stack([j.images[self.run.image_size] for j in jobs])
+            result = class_overlays(self.run, images, classes, self.device, self.layer)
         except Exception as e:  # noqa: BLE001 - every waiting request learns of the failure
             for j in jobs:
                 j.done.set_exception(e)
             return
-        for j, probabilities, explained, overlay in zip(jobs, result.probabilities, result.classes, result.overlays):
-            j.done.set_result((probabilities, explained, np.ascontiguousarray(overlay)))
+        probabilities = result.probabilities if averaged is None else averaged
+        for j, probs, explained, overlay in zip(jobs, probabilities, result.classes, result.overlays):
+            j.done.set_result((probs, explained, np.ascontiguousarray(overlay)))
 
     def describe(self) -> dict:
         run = self.run
         return {"model": run.config.model, "classes": run.classes, "image_size": run.image_size,
                 "epoch": run.epoch, "checkpoint": self.checkpoint, "gradcam_layer": self.layer,
-                "max_batch": self.max_batch, "run": run.run_dir.resolve().name, "config": run.config.to_dict()}
+                "max_batch": self.max_batch, "run": run.run_dir.resolve().name, "config": run.config.to_dict(),
+                "tta": self.tta, "ensemble": [r.run_dir.resolve().name for r in [run, *self.others]]}
