@@ -1,0 +1,62 @@
+"""bfloat16 autocast against float32, per model and input size: training images/s of one step.
+
+One optimisation step (forward, backward, AdamW) on a random batch, channels_last and NCHW, with and
+without ``torch.autocast("cpu", torch.bfloat16)``; the median of the timed steps after a warm-up. This
+is what `--bf16` changes in `cnnlab train`, without data loading, so it says where bf16 pays on this
+processor; whether it costs accuracy is for the AHE benchmarks to show.
+
+    python benchmarks/bf16.py [--models ahe_cnn:64,mobilenet_v2:96,mobilenet_v2:128,efficientnet_lite0:128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from cnnlab.models import create_model
+
+
+def images_per_second(name: str, size: int, bf16: bool, channels_last: bool, batch: int, steps: int) -> float:
+    torch.manual_seed(0)
+    model = create_model(name, 10)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
+    y = torch.randint(10, (batch,))
+    times = []
+    for _ in range(steps + 1):  # the first step (kernel selection, allocations) is not timed
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            out = model(x)
+        loss = nn.functional.cross_entropy(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times[1:])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="ahe_cnn:64,mobilenet_v2:96,mobilenet_v2:128,efficientnet_lite0:128",
+                   help="comma-separated NAME:SIZE")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=6)
+    a = p.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {a.batch_size}, median of {a.steps} steps")
+    print("| model | px | layout | float32 img/s | bf16 img/s | bf16 vs float32 |\n|---|---:|---|---:|---:|---:|")
+    for item in a.models.split(","):
+        name, size = item.split(":")
+        for channels_last in (True, False):
+            fp32, bf16 = (images_per_second(name, int(size), b, channels_last, a.batch_size, a.steps) for b in (False, True))
+            layout = "channels_last" if channels_last else "NCHW"
+            print(f"| {name} | {size} | {layout} | {fp32:.0f} | {bf16:.0f} | {bf16 / fp32:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
