@@ -220,5 +220,6 @@ def test_the_ahe_recipe_is_a_valid_config():
 
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "ahe_best.yaml"
     cfg = TrainConfig.from_dict(read_yaml(recipe), where=str(recipe)).validate()
-    assert cfg.image_sizes() == [96, 128, 160] and cfg.size_starts() == [0, 4, 8]
-    assert [cfg.size_at(e, 0) for e in (0, 3, 4, 7, 8, 11)] == [96, 96, 128, 128, 160, 160]
+    assert cfg.image_sizes() == [96, 128] and cfg.size_starts() == [0, 6]
+    assert [cfg.size_at(e, 0) for e in (0, 5, 6, 11)] == [96, 96, 128, 128]
+    assert cfg.pretrained and not cfg.bf16  # bf16 was slower for MobileNetV2 here (benchmarks/bf16.py)
