@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
