@@ -56,7 +56,8 @@ class Predictor:
         views(tta)  # an unknown mode is refused here, before the model thread starts
         self.run = run
         self.others = list(others)
-        check_same_classes([run, *self.others])
+        self.runs = [run, *self.others]  # all averaged, the explained one first
+        check_same_classes(self.runs)
         self.tta = tta
         self.device = device
         self.checkpoint = checkpoint
@@ -99,7 +100,7 @@ class Predictor:
         """The ``top_k`` classes of the image in ``data`` (file bytes) with their probabilities, and the
         Grad-CAM overlay for ``cam_class`` (default: the top class), as JSON-ready data."""
         explain = None if cam_class is None else self.class_index(cam_class)
-        sizes = dict.fromkeys(r.image_size for r in [self.run, *self.others])
+        sizes = dict.fromkeys(r.image_size for r in self.runs)
         job = _Job({size: decode_upload(data, size, max_pixels) for size in sizes}, explain)
         self._jobs.put(job)
         probabilities, explained, overlay = job.done.result()
@@ -135,9 +136,8 @@ class Predictor:
             classes = None if jobs[0].cam_class is None else [int(j.cam_class) for j in jobs]  # type: ignore[arg-type]
             averaged = None
             if self.averaging:
-                runs = [self.run, *self.others]
-                batches = [torch.stack([j.images[r.image_size] for j in jobs]) for r in runs]
-                averaged = ensemble_probs(runs, batches, self.device, self.tta)
+                batches = [torch.stack([j.images[r.image_size] for j in jobs]) for r in self.runs]
+                averaged = ensemble_probs(self.runs, batches, self.device, self.tta)
                 classes = classes or averaged.argmax(1).tolist()
             images = torch.stack([j.images[self.run.image_size] for j in jobs])
             result = class_overlays(self.run, images, classes, self.device, self.layer)
@@ -154,4 +154,4 @@ class Predictor:
         return {"model": run.config.model, "classes": run.classes, "image_size": run.image_size,
                 "epoch": run.epoch, "checkpoint": self.checkpoint, "gradcam_layer": self.layer,
                 "max_batch": self.max_batch, "run": run.run_dir.resolve().name, "config": run.config.to_dict(),
-                "tta": self.tta, "ensemble": [r.run_dir.resolve().name for r in [run, *self.others]]}
+                "tta": self.tta, "ensemble": [r.run_dir.resolve().name for r in self.runs]}
