@@ -7,7 +7,10 @@
    and head only (frozen backbone in eval mode, no feature cache): cnnlab's trainer on images decoded at
    128 px against a minimal loop that augments the 64 px photos and upsamples each batch to 128
    (bilinear), both with the ``light`` preset, AdamW, channels_last, float32 or both bf16 autocast.
-   Random initial weights: speed does not depend on them. Target: cnnlab >= 0.95x the plain loop.
+   Random initial weights: speed does not depend on them. Each measurement is a process of its own: the
+   plain loop with glibc's malloc as a script has it, the same loop with ``keep_freed_memory`` (the
+   like-for-like loop overhead), and the trainer with the malloc setting the command line makes (see
+   cnnlab.memory). Target: cnnlab >= 0.95x the plain loop.
 3. Data + augmentation images/s: cnnlab's decoded-once uint8 tensor + batched augmentation vs
    torchvision ImageFolder + per-image PIL transforms in a DataLoader, both doing the ``standard``
    preset (rotation, zoom, translation, flip, colour jitter, noise) with as many workers (processes
@@ -24,7 +27,10 @@ Usage: python benchmarks/throughput.py [--data DIR] [--images N] [--repeats R] [
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,6 +47,7 @@ from cnnlab.data.dataset import DataBundle, load_images
 from cnnlab.data.normalize import Normalization
 from cnnlab.data.prefetch import prefetch
 from cnnlab.data.shapes import make_shapes
+from cnnlab.memory import keep_freed_memory
 from cnnlab.models import create_model, model_info
 from cnnlab.runs.config import TrainConfig
 from cnnlab.data.batch import prepare
@@ -139,37 +146,54 @@ def plain_backbone_loop(model: nn.Module, images64: torch.Tensor, labels: torch.
     return len(labels) / (time.perf_counter() - t0)
 
 
-def bench_backbones(pool64, pool128, n: int, repeats: int, bs: int, tmp: Path, models: list[str],
-                    bf16: bool) -> list[tuple[str, float, float]]:
-    """(row name, plain images/s, cnnlab images/s), medians over ``repeats`` interleaved repeats."""
-    idx = list(range(min(n, len(pool64))))
-    sub64, sub128 = pool64.subset(idx), pool128.subset(idx)
-    bundle = DataBundle(sub128, sub128.subset([]), None, [], "bench")
-    rows = []
-    for name in models:
+def backbone_rate(name: str, head_only: bool, side: str, images: int, bs: int, bf16: bool, data: str,
+                  threads: int) -> float:
+    """Images/s of one loop, measured in this process: ``plain`` (glibc's malloc as a plain script has
+    it), ``plain+keep`` (the same loop with cnnlab's malloc setting) or ``cnnlab`` (the trainer, with the
+    malloc setting the ``cnnlab`` command line makes; see cnnlab.memory)."""
+    torch.set_num_threads(threads)
+    if side != "plain":
+        keep_freed_memory()
+    pool64 = load_images(data, 64).pool
+    idx = list(range(min(images, len(pool64))))
+    sub64 = pool64.subset(idx)
+    if side != "cnnlab":
         info = model_info(name)
-        norm = Normalization(info.mean, info.std)
+        model = create_model(name, len(sub64.classes)).to(memory_format=torch.channels_last)
+        return plain_backbone_loop(model, sub64.images, sub64.labels, Normalization(info.mean, info.std), bs, 128,
+                                   head_only, bf16)
+    sub128 = load_images(data, 128).pool.subset(idx)
+    bundle = DataBundle(sub128, sub128.subset([]), None, [], "bench")
+    with tempfile.TemporaryDirectory() as out:
+        cfg = TrainConfig(model=name, image_size=128, batch_size=bs, epochs=2, augment="light", output=out,
+                          val_fraction=0.0, schedule="none", bf16=bf16, freeze="head" if head_only else "none",
+                          feature_cache=False)
+        trainer = Trainer(cfg, data=bundle)
+        trainer.train_epoch()
+        t0 = time.perf_counter()
+        trainer.train_epoch()
+        return len(bundle.train) / (time.perf_counter() - t0)
+
+
+SIDES = ("plain", "plain+keep", "cnnlab")
+
+
+def bench_backbones(folder: Path, a: argparse.Namespace, threads: int) -> list[tuple[str, dict[str, float]]]:
+    """(row name, {side: images/s}), medians over ``a.repeats`` repeats. Every measurement is a fresh
+    process (malloc settings and heap state are per process), and the order of the sides rotates."""
+    rows = []
+    for name in a.backbones:
         for head_only in (False, True):
-            def plain() -> float:
-                model = create_model(name, len(sub64.classes)).to(memory_format=torch.channels_last)
-                return plain_backbone_loop(model, sub64.images, sub64.labels, norm, bs, 128, head_only, bf16)
-
-            def cnnlab() -> float:
-                cfg = TrainConfig(model=name, image_size=128, batch_size=bs, epochs=2, augment="light",
-                                  output=tempfile.mkdtemp(dir=tmp), val_fraction=0.0, schedule="none", bf16=bf16,
-                                  freeze="head" if head_only else "none", feature_cache=False)
-                trainer = Trainer(cfg, data=bundle)
-                trainer.train_epoch()
-                t0 = time.perf_counter()
-                trainer.train_epoch()
-                return len(bundle.train) / (time.perf_counter() - t0)
-
-            rates: dict[str, list[float]] = {"plain": [], "cnnlab": []}
-            for r in range(repeats):  # alternate which loop starts
-                for key, fn in ((("plain", plain), ("cnnlab", cnnlab)) if r % 2 == 0 else (("cnnlab", cnnlab), ("plain", plain))):
-                    rates[key].append(fn())
-            med = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
-            rows.append((f"{name} {'head only' if head_only else 'full fine-tune'} @128", med["plain"], med["cnnlab"]))
+            rates: dict[str, list[float]] = {side: [] for side in SIDES}
+            for r in range(a.repeats):
+                for side in SIDES[r % 3:] + SIDES[: r % 3]:
+                    spec = json.dumps({"name": name, "head_only": head_only, "side": side, "images": a.backbone_images,
+                                       "bs": a.batch_size, "bf16": a.bf16, "data": str(folder), "threads": threads})
+                    out = subprocess.run([sys.executable, __file__, "--child", spec], check=True, capture_output=True,
+                                         text=True).stdout
+                    rates[side].append(float(out.split()[-1]))
+            rows.append((f"{name} {'head only' if head_only else 'full fine-tune'} @128",
+                         {k: sorted(v)[len(v) // 2] for k, v in rates.items()}))
     return rows
 
 
@@ -250,7 +274,11 @@ def main() -> None:
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
                    help="backbone rows under bfloat16 autocast on both sides")
     p.add_argument("--only-backbones", action="store_true", help="skip the ahe_cnn and data-pipeline tables")
+    p.add_argument("--child", help=argparse.SUPPRESS)  # one backbone measurement, as JSON (see bench_backbones)
     a = p.parse_args()
+    if a.child:
+        print(backbone_rate(**json.loads(a.child)))
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -261,17 +289,16 @@ def main() -> None:
         print(f"decoded {len(pool)} images once in {time.perf_counter() - t0:.1f}s")
 
         if a.backbones:
-            pool128 = load_images(str(folder), 128).pool
             for threads in a.threads:
-                torch.set_num_threads(threads)
-                rows = bench_backbones(pool, pool128, a.backbone_images, a.repeats, a.batch_size, tmp_path,
-                                       a.backbones, a.bf16)
+                rows = bench_backbones(folder, a, threads)
                 print(f"\n## Training, backbones at 128 px ({'bf16 autocast' if a.bf16 else 'float32'}), batch "
                       f"{a.batch_size}, {min(a.backbone_images, len(pool))} images, {threads} intra-op thread(s), "
-                      f"median of {a.repeats}")
-                print("| model | plain loop images/s | cnnlab images/s | cnnlab vs plain |\n|---|---:|---:|---:|")
-                for name, plain, ours in rows:
-                    print(f"| {name} | {plain:.1f} | {ours:.1f} | {ours / plain:.2f}x |", flush=True)
+                      f"median of {a.repeats} processes each")
+                print("| model | plain loop images/s | plain loop + keep_freed_memory | cnnlab images/s | cnnlab vs plain "
+                      "| cnnlab vs plain + keep_freed_memory |\n|---|---:|---:|---:|---:|---:|")
+                for name, r in rows:
+                    print(f"| {name} | {r['plain']:.1f} | {r['plain+keep']:.1f} | {r['cnnlab']:.1f} | "
+                          f"{r['cnnlab'] / r['plain']:.2f}x | {r['cnnlab'] / r['plain+keep']:.2f}x |", flush=True)
         if a.only_backbones:
             return
         for threads in a.threads:

@@ -18,6 +18,7 @@ from cnnlab import __version__
 from cnnlab.cli import embed, experiment, explain, models, reference, report, train
 from cnnlab.cli.help import HelpFormatter
 from cnnlab.errors import UserError
+from cnnlab.memory import keep_freed_memory
 
 # Modules whose ``register(subparsers)`` adds sub-commands, in the order `cnnlab --help` lists them.
 COMMAND_GROUPS = (train, models, reference, explain, experiment, embed, report)
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{e.prog}: error: {e}", file=sys.stderr)
         return 2
     configure_logging(args.log_level or logging.INFO)
+    keep_freed_memory()  # training steps reuse their activations' pages (see cnnlab.memory)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
