@@ -12,7 +12,7 @@ from typing import Any
 from cnnlab.data.identities import IDENTITIES
 from cnnlab.errors import UserError
 
-LOSSES = ("triplet", "contrastive", "arcface")
+LOSSES = ("triplet", "contrastive", "arcface", "whiten")  # whiten: a head fitted in closed form (embed/whiten.py)
 
 
 @dataclass
@@ -52,7 +52,10 @@ class EmbedConfig:
         for name in ("identities", "per_identity", "dim", "ids_per_batch", "epochs", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
-        if self.images_per_id < 2 and self.loss != "arcface":
+        if self.loss == "whiten" and not (self.freeze_backbone and self.augment == "none"):
+            raise UserError("--loss whiten fits the head on the features of a frozen backbone's un-augmented images: "
+                            "add --pretrained --freeze-backbone --augment none")
+        if self.images_per_id < 2 and self.loss not in ("arcface", "whiten"):
             raise UserError(f"--images-per-id must be at least 2 for the {self.loss} loss (it needs positive pairs)")
         if self.lr <= 0:
             raise UserError(f"--lr must be positive, not {self.lr}")

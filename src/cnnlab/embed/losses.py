@@ -4,7 +4,8 @@
 of each anchor in the batch (BatchHardMiner). ``contrastive``: the Siamese ContrastiveLoss on every
 pair in the batch (positives pulled to 0, negatives pushed beyond the margin, 1 by default).
 ``arcface``: ArcFaceLoss, an additive angular margin softmax over the training identities; its class
-centres are parameters, trained and checkpointed with the network.
+centres are parameters, trained and checkpointed with the network. ``whiten``: no loss; the head is
+fitted in closed form (cnnlab.embed.whiten), so there is nothing to build here but an empty module.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def build_loss(cfg: EmbedConfig, n_identities: int) -> tuple[torch.nn.Module, to
         return losses.TripletMarginLoss(margin=cfg.margin if cfg.margin is not None else 0.2), miners.BatchHardMiner()
     if cfg.loss == "contrastive":
         return losses.ContrastiveLoss(pos_margin=0, neg_margin=cfg.margin if cfg.margin is not None else 1.0), None
+    if cfg.loss == "whiten":
+        return torch.nn.Module(), None
     margin = {} if cfg.margin is None else {"margin": cfg.margin}
     return losses.ArcFaceLoss(n_identities, cfg.dim, **margin), None
 

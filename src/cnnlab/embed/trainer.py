@@ -3,7 +3,8 @@ classification runs: config.yaml, split/{train,dev,test}.txt, history.csv/.json,
 checkpoints/last.pt (every epoch, for resume) and checkpoints/best.pt (lowest dev EER).
 
 Each epoch draws P x K batches (``losses.pk_batches``), augments each batch with a generator seeded
-per batch (``batch_seeds``), and ends with the dev EER of all dev pairs.
+per batch (``batch_seeds``), and ends with the dev EER of all dev pairs. ``--loss whiten`` takes no
+gradient steps: the head is fitted once, in closed form (``embed.whiten``), and the run has one epoch.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from cnnlab.embed.encoders import NetEncoder, PooledFeatures
 from cnnlab.embed.losses import build_loss, pk_batches
 from cnnlab.embed.plots import plot_embed_curves
 from cnnlab.embed.protocol import pair_distances
+from cnnlab.embed.whiten import SHRINKAGES, within_class_whitening
 from cnnlab.errors import UserError
 from cnnlab.metrics.verification import eer, roc
 from cnnlab.models import model_info
@@ -64,11 +66,13 @@ class EmbedTrainer:
                      else Normalization.measure(self.split.train.images))
         self.augment = augment_config(cfg.augment)
         self.model = create_embedding_model(cfg.model, cfg.dim, **cfg.model_options)
+        if cfg.freeze_backbone and not isinstance(self.model.net, TransferModel):
+            raise UserError(f"--freeze-backbone needs a transfer backbone such as mobilenet_v2, not {cfg.model}")
+        if cfg.loss == "whiten":
+            self._check_whitening()
         if checkpoint is None and cfg.pretrained:
             log.info(load_initial_weights(self.model.net, cfg.model, cfg.pretrained, None))
         if cfg.freeze_backbone:
-            if not isinstance(self.model.net, TransferModel):
-                raise UserError(f"--freeze-backbone needs a transfer backbone such as mobilenet_v2, not {cfg.model}")
             self.model.net.set_trainable_stages(0)
         self.model.to(self.device)
         self.loss, self.miner = build_loss(cfg, len(self.split.train.classes))
@@ -125,6 +129,8 @@ class EmbedTrainer:
         self.aug_gen.set_state(ckpt["rng"]["augment"])
 
     def fit(self) -> Path:
+        if self.cfg.loss == "whiten":
+            return self._fit_whitening()
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
             loss = self.train_epoch()
@@ -141,6 +147,42 @@ class EmbedTrainer:
             self._save(improved)
             log.info("epoch %d/%d  train loss %.4f | dev EER %.4f | %.0f img/s, %.1fs", self.epoch, self.cfg.epochs,
                      loss, dev_eer, row["images_per_s"], row["epoch_time_s"])
+        return self.run_dir
+
+    def _check_whitening(self) -> None:
+        features = self.model.net.head[-1].in_features
+        if self.cfg.dim > features:
+            raise UserError(f"--dim {self.cfg.dim} is more than the {features} features {self.cfg.model} gives: use "
+                            f"--dim {features} (or fewer, to keep only the leading principal directions) with --loss whiten")
+        if int(torch.bincount(self.split.train.labels).min()) < 2:
+            raise UserError("--loss whiten learns how one person's photos vary: give every training person at least 2 images")
+
+    def _fit_whitening(self) -> Path:
+        """The head in closed form, once for each candidate shrinkage; the one with the lowest dev EER is
+        kept and saved as epoch 1 (a resumed run that has it is done)."""
+        if self.epoch:
+            return self.run_dir
+        t0 = time.perf_counter()
+        linear = self.model.net.head[-1]
+        features, labels = self.cache["train"].cpu(), self.split.train.labels  # type: ignore[index]
+        fits = []
+        for shrinkage in SHRINKAGES:
+            weight, bias = within_class_whitening(features, labels, self.cfg.dim, shrinkage)
+            with torch.no_grad():
+                linear.weight.copy_(weight)
+                linear.bias.copy_(bias)
+            fits.append((self.dev_eer(), shrinkage, weight, bias))
+            log.info("within-class whitening, shrinkage %.2f: dev EER %.4f", shrinkage, fits[-1][0])
+        dev_eer, shrinkage, weight, bias = min(fits, key=lambda f: f[0])
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            linear.bias.copy_(bias)
+        self.epoch, elapsed = 1, time.perf_counter() - t0
+        self.history.append({"epoch": 1, "lr": 0.0, "train_loss": math.nan, "dev_eer": dev_eer,
+                             "images_per_s": len(labels) / elapsed, "epoch_time_s": elapsed, "shrinkage": shrinkage})
+        self.best = {"value": dev_eer, "epoch": 1}
+        self._save(True)
+        log.info("kept shrinkage %.2f: dev EER %.4f", shrinkage, dev_eer)
         return self.run_dir
 
     def _backbone_features(self) -> dict[str, torch.Tensor]:
