@@ -38,7 +38,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dim", type=int, help="embedding size")
     g.add_argument("--freeze-backbone", action="store_const", const=True, help="train only the projection head on a "
                    "frozen --pretrained backbone (with --augment none its features are computed once; default: off)")
-    g.add_argument("--loss", choices=LOSSES, help="metric-learning loss")
+    g.add_argument("--loss", choices=LOSSES, help="metric-learning loss; whiten: no training steps, the head is "
+                   "within-class whitening of the frozen features, fitted in closed form (with --pretrained "
+                   "--freeze-backbone --augment none)")
     g.add_argument("--margin", type=float, help="the loss's margin (default: triplet 0.2, contrastive 0.5, arcface 28.6 degrees)")
     g.add_argument("--ids-per-batch", type=int, metavar="P", help="people per batch")
     g.add_argument("--images-per-id", type=int, metavar="K", help="images per person per batch")

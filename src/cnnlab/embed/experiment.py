@@ -6,7 +6,9 @@ unseen people: (a) one image per person, positives made as two augmented views o
 (triplet loss, batch-hard); (b) one image per person, an ArcFace margin softmax over the people
 (no pairs needed); (c) ten times fewer people with ten images each (triplet loss). An untrained
 network is the floor. On the generated ``identities`` set the default is 2,000 people x 1 against
-200 x 10; on a folder (ORL: 40 people) as many as its people allow.
+200 x 10; on a folder (ORL: 40 people) as many as its people allow. Each arm is scored with its
+checkpoint of lowest dev EER (dev people only), as ``benchmarks/faces.py`` does: a triplet run that
+collapses late (every embedding alike, the loss stuck at the margin) is judged by its best epoch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from cnnlab.data.split import IdentitySplit, identity_split, select_identities
 from cnnlab.embed.config import EmbedConfig
 from cnnlab.embed.data import DATASET_SEED
 from cnnlab.embed.protocol import evaluate_protocol
+from cnnlab.embed.run import load_embedder
 from cnnlab.embed.trainer import EmbedTrainer
 
 IMAGE_SIZE = 32
@@ -44,11 +47,12 @@ class ExperimentTable:
 
     def render(self) -> str:
         lines = [f"one-per-person on {self.data} (test people never trained on; threshold from dev people)",
-                 f"{'arm':<48}{'people x imgs':>14}{'EER':>8}{'TAR@1%':>8}{'rank-1':>8}{'time s':>8}"]
+                 f"{'arm':<48}{'people x imgs':>14}{'EER':>8}{'TAR@1%':>8}{'rank-1':>8}{'epoch':>7}{'time s':>8}"]
         for arm, s in self.rows:
             label, size = ("untrained network", "-") if arm is None else (arm.label, f"{arm.people} x {arm.per_person}")
+            epoch = "-" if arm is None else str(s["epoch"])
             lines.append(f"{label:<48}{size:>14}{s['eer']:>8.3f}{s['tar_at_far_1pct']:>8.3f}{s['rank1']:>8.3f}"
-                         f"{s.get('seconds', 0):>8.0f}")
+                         f"{epoch:>7}{s.get('seconds', 0):>8.0f}")
         return "\n".join(lines + ["", self.reading()])
 
     def reading(self) -> str:
@@ -112,7 +116,7 @@ def one_per_person(data: str | None = None, epochs: int = 8, seed: int = 0, devi
         if arm.key == "a":
             untrained = evaluate_protocol(trainer.encoder(), trainer.split, seed=seed).summary()
             table.rows.append((None, untrained))
-        trainer.fit()
-        summary = evaluate_protocol(trainer.encoder(), trainer.split, seed=seed).summary()
-        table.rows.append((arm, {**summary, "seconds": time.perf_counter() - t0}))
+        best = load_embedder(trainer.fit(), "best", trainer.device)
+        summary = evaluate_protocol(best.encoder, trainer.split, seed=seed).summary()
+        table.rows.append((arm, {**summary, "epoch": trainer.best["epoch"], "seconds": time.perf_counter() - t0}))
     return table
