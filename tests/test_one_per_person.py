@@ -18,3 +18,11 @@ def test_each_arm_is_scored_at_its_best_dev_epoch(tmp_path):
         assert summary["epoch"] == min(history, key=lambda row: row["dev_eer"])["epoch"]
     text = table.render()
     assert "epoch" in text.splitlines()[1] and "Lowest test EER" in text
+
+
+def test_the_reading_calls_close_results_a_tie():
+    from cnnlab.embed.experiment import ExperimentTable
+
+    assert "about equally well" in ExperimentTable._verdict(0.359, 0.360)
+    assert "better embedding" in ExperimentTable._verdict(0.30, 0.36)
+    assert "several photos per person beat" in ExperimentTable._verdict(0.36, 0.30)

@@ -29,6 +29,7 @@ from cnnlab.embed.trainer import EmbedTrainer
 
 IMAGE_SIZE = 32
 EVAL_PER_PERSON = 10
+TIE = 0.01  # test EERs closer than this are read as a tie
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,16 @@ class ExperimentTable:
         return (f"Lowest test EER: {names[best]} ({by_key[best]['eer']:.3f}). One photo per person: views "
                 f"{a['eer']:.3f}, margin softmax {b['eer']:.3f}, against {c['eer']:.3f} with ten per person and "
                 f"{untrained['eer']:.3f} untrained. "
-                + ("Many people with one photo each trained an embedding at least as good as few people with many photos."
-                   if min(a["eer"], b["eer"]) <= c["eer"] else
-                   "At equal images, several photos per person beat one photo each."))
+                + self._verdict(min(a["eer"], b["eer"]), c["eer"]))
+
+    @staticmethod
+    def _verdict(one_photo: float, many_photos: float) -> str:
+        if abs(one_photo - many_photos) < TIE:
+            return (f"At equal images, one photo per person and several per person did about equally well (test EERs "
+                    f"within {TIE}; one split, one seed).")
+        if one_photo < many_photos:
+            return "Many people with one photo each trained a better embedding than few people with many photos."
+        return "At equal images, several photos per person beat one photo each."
 
 
 def _arms(many: int, few: int, per: int) -> list[Arm]:
