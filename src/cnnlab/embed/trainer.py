@@ -165,18 +165,20 @@ class EmbedTrainer:
         t0 = time.perf_counter()
         linear = self.model.net.head[-1]
         features, labels = self.cache["train"].cpu(), self.split.train.labels  # type: ignore[index]
+
+        @torch.no_grad()
+        def set_head(weight: torch.Tensor, bias: torch.Tensor) -> None:
+            linear.weight.copy_(weight)
+            linear.bias.copy_(bias)
+
         fits = []
         for shrinkage in SHRINKAGES:
             weight, bias = within_class_whitening(features, labels, self.cfg.dim, shrinkage)
-            with torch.no_grad():
-                linear.weight.copy_(weight)
-                linear.bias.copy_(bias)
+            set_head(weight, bias)
             fits.append((self.dev_eer(), shrinkage, weight, bias))
             log.info("within-class whitening, shrinkage %.2f: dev EER %.4f", shrinkage, fits[-1][0])
         dev_eer, shrinkage, weight, bias = min(fits, key=lambda f: f[0])
-        with torch.no_grad():
-            linear.weight.copy_(weight)
-            linear.bias.copy_(bias)
+        set_head(weight, bias)
         self.epoch, elapsed = 1, time.perf_counter() - t0
         self.history.append({"epoch": 1, "lr": 0.0, "train_loss": math.nan, "dev_eer": dev_eer,
                              "images_per_s": len(labels) / elapsed, "epoch_time_s": elapsed, "shrinkage": shrinkage})
