@@ -7,10 +7,11 @@
    and head only (frozen backbone in eval mode, no feature cache): cnnlab's trainer on images decoded at
    128 px against a minimal loop that augments the 64 px photos and upsamples each batch to 128
    (bilinear), both with the ``light`` preset, AdamW, channels_last, float32 or both bf16 autocast.
-   Random initial weights: speed does not depend on them. Each measurement is a process of its own: the
-   plain loop with glibc's malloc as a script has it, the same loop with ``keep_freed_memory`` (the
-   like-for-like loop overhead), and the trainer with the malloc setting the command line makes (see
-   cnnlab.memory). Target: cnnlab >= 0.95x the plain loop.
+   Random initial weights: speed does not depend on them. Each measurement is a process of its own that
+   loads the images this script decoded once, warms up for one epoch and times the next (three for the
+   head-only rows, whose epochs are short): the plain loop with glibc's malloc as a script has it, the
+   same loop with ``keep_freed_memory`` (the like-for-like loop overhead), and the trainer with the
+   malloc setting the command line makes (see cnnlab.memory). Target: cnnlab >= 0.95x the plain loop.
 3. Data + augmentation images/s: cnnlab's decoded-once uint8 tensor + batched augmentation vs
    torchvision ImageFolder + per-image PIL transforms in a DataLoader, both doing the ``standard``
    preset (rotation, zoom, translation, flip, colour jitter, noise) with as many workers (processes
@@ -44,6 +45,7 @@ from torchvision import datasets, transforms
 
 from cnnlab.data.augment import PRESETS, augment_batch, batch_seeds
 from cnnlab.data.dataset import DataBundle, load_images
+from cnnlab.data.imageset import ImageSet
 from cnnlab.data.normalize import Normalization
 from cnnlab.data.prefetch import prefetch
 from cnnlab.data.shapes import make_shapes
@@ -80,7 +82,7 @@ def plain_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, nor
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    return len(labels) / (time.perf_counter() - t0)
+    return timed * len(labels) / (time.perf_counter() - t0)
 
 
 def cnnlab_epoch(bundle: DataBundle, bs: int, augment: str, data_threads: int, out: Path) -> float:
@@ -119,6 +121,13 @@ def bench_training(pool, n: int, repeats: int, bs: int, tmp: Path) -> list[tuple
     return [(k, sorted(v)[len(v) // 2]) for k, v in rows.items()]
 
 
+def timed_epochs(head_only: bool) -> int:
+    """Epochs timed after one warm-up epoch. A head-only epoch of 512 images lasts under 2 s on 2 cores,
+    short enough for a scheduler hiccup to move its rate by 10%, so those rows time 3 epochs; a full
+    fine-tune epoch lasts 7-25 s and one is timed."""
+    return 3 if head_only else 1
+
+
 def plain_backbone_loop(model: nn.Module, images64: torch.Tensor, labels: torch.Tensor, norm: Normalization, bs: int,
                         size: int, head_only: bool, bf16: bool) -> float:
     """The loop a user writes for fine-tuning: augment the small photos, upsample the batch, normalise,
@@ -129,8 +138,10 @@ def plain_backbone_loop(model: nn.Module, images64: torch.Tensor, labels: torch.
     if head_only:
         model.body.eval().requires_grad_(False)
     light = PRESETS["light"]
-    for _ in range(2):  # the second epoch is timed
-        t0 = time.perf_counter()
+    timed = timed_epochs(head_only)
+    for epoch in range(1 + timed):  # the first epoch warms up; the others are timed
+        if epoch == 1:
+            t0 = time.perf_counter()
         order = torch.randperm(len(labels))
         for i in range(0, len(labels), bs):
             idx = order[i : i + bs]
@@ -143,42 +154,52 @@ def plain_backbone_loop(model: nn.Module, images64: torch.Tensor, labels: torch.
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    return len(labels) / (time.perf_counter() - t0)
+    return timed * len(labels) / (time.perf_counter() - t0)
 
 
-def backbone_rate(name: str, head_only: bool, side: str, images: int, bs: int, bf16: bool, data: str,
-                  threads: int) -> float:
-    """Images/s of one loop, measured in this process: ``plain`` (glibc's malloc as a plain script has
-    it), ``plain+keep`` (the same loop with cnnlab's malloc setting) or ``cnnlab`` (the trainer, with the
-    malloc setting the ``cnnlab`` command line makes; see cnnlab.memory)."""
+def save_backbone_images(folder: Path, images: int, path: Path) -> None:
+    """The first ``images`` photos decoded at 64 px (the plain loop's input) and at 128 px (the trainer's
+    cache), saved once so that each measuring process loads 512 images instead of decoding 10,000."""
+    pools = {size: load_images(str(folder), size).pool for size in (64, 128)}
+    idx = list(range(min(images, len(pools[64]))))
+    subs = {size: pool.subset(idx) for size, pool in pools.items()}
+    torch.save({"images64": subs[64].images, "images128": subs[128].images, "labels": subs[64].labels,
+                "names": subs[64].names, "classes": subs[64].classes}, path)
+
+
+def backbone_rate(name: str, head_only: bool, side: str, bs: int, bf16: bool, images: str, threads: int) -> float:
+    """Images/s of one loop on the saved ``images``, measured in this process: ``plain`` (glibc's malloc
+    as a plain script has it), ``plain+keep`` (the same loop with cnnlab's malloc setting) or ``cnnlab``
+    (the trainer, with the malloc setting the ``cnnlab`` command line makes; see cnnlab.memory)."""
     torch.set_num_threads(threads)
     if side != "plain":
         keep_freed_memory()
-    pool64 = load_images(data, 64).pool
-    idx = list(range(min(images, len(pool64))))
-    sub64 = pool64.subset(idx)
+    saved = torch.load(images, weights_only=True)
+    labels, classes = saved["labels"], saved["classes"]
     if side != "cnnlab":
         info = model_info(name)
-        model = create_model(name, len(sub64.classes)).to(memory_format=torch.channels_last)
-        return plain_backbone_loop(model, sub64.images, sub64.labels, Normalization(info.mean, info.std), bs, 128,
+        model = create_model(name, len(classes)).to(memory_format=torch.channels_last)
+        return plain_backbone_loop(model, saved["images64"], labels, Normalization(info.mean, info.std), bs, 128,
                                    head_only, bf16)
-    sub128 = load_images(data, 128).pool.subset(idx)
+    sub128 = ImageSet(saved["images128"], labels, saved["names"], classes)
     bundle = DataBundle(sub128, sub128.subset([]), None, [], "bench")
     with tempfile.TemporaryDirectory() as out:
-        cfg = TrainConfig(model=name, image_size=128, batch_size=bs, epochs=2, augment="light", output=out,
+        timed = timed_epochs(head_only)
+        cfg = TrainConfig(model=name, image_size=128, batch_size=bs, epochs=1 + timed, augment="light", output=out,
                           val_fraction=0.0, schedule="none", bf16=bf16, freeze="head" if head_only else "none",
                           feature_cache=False)
         trainer = Trainer(cfg, data=bundle)
         trainer.train_epoch()
         t0 = time.perf_counter()
-        trainer.train_epoch()
-        return len(bundle.train) / (time.perf_counter() - t0)
+        for _ in range(timed):
+            trainer.train_epoch()
+        return timed * len(bundle.train) / (time.perf_counter() - t0)
 
 
 SIDES = ("plain", "plain+keep", "cnnlab")
 
 
-def bench_backbones(folder: Path, a: argparse.Namespace, threads: int) -> list[tuple[str, dict[str, float]]]:
+def bench_backbones(images: Path, a: argparse.Namespace, threads: int) -> list[tuple[str, dict[str, float]]]:
     """(row name, {side: images/s}), medians over ``a.repeats`` repeats. Every measurement is a fresh
     process (malloc settings and heap state are per process), and the order of the sides rotates."""
     rows = []
@@ -187,8 +208,8 @@ def bench_backbones(folder: Path, a: argparse.Namespace, threads: int) -> list[t
             rates: dict[str, list[float]] = {side: [] for side in SIDES}
             for r in range(a.repeats):
                 for side in SIDES[r % 3:] + SIDES[: r % 3]:
-                    spec = json.dumps({"name": name, "head_only": head_only, "side": side, "images": a.backbone_images,
-                                       "bs": a.batch_size, "bf16": a.bf16, "data": str(folder), "threads": threads})
+                    spec = json.dumps({"name": name, "head_only": head_only, "side": side, "bs": a.batch_size,
+                                       "bf16": a.bf16, "images": str(images), "threads": threads})
                     out = subprocess.run([sys.executable, __file__, "--child", spec], check=True, capture_output=True,
                                          text=True).stdout
                     rates[side].append(float(out.split()[-1]))
@@ -289,8 +310,10 @@ def main() -> None:
         print(f"decoded {len(pool)} images once in {time.perf_counter() - t0:.1f}s")
 
         if a.backbones:
+            images = tmp_path / "backbone-images.pt"
+            save_backbone_images(folder, a.backbone_images, images)
             for threads in a.threads:
-                rows = bench_backbones(folder, a, threads)
+                rows = bench_backbones(images, a, threads)
                 print(f"\n## Training, backbones at 128 px ({'bf16 autocast' if a.bf16 else 'float32'}), batch "
                       f"{a.batch_size}, {min(a.backbone_images, len(pool))} images, {threads} intra-op thread(s), "
                       f"median of {a.repeats} processes each")
