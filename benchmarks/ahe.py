@@ -26,8 +26,8 @@ COMMON = ["--model", "ahe_cnn", "--image-size", "64", "--batch-size", "64", "--o
 # 0.910 validation accuracy (best epochs 0.909 and 0.914). Without it oneDNN emulates bf16 (no speed-up
 # expected; not measured here), so 17 float32 epochs, which fit 20 minutes here, reached 0.8845.
 # On a 2-core Intel Xeon with AVX512-BF16 (benchmarks/bf16.py: 298 against 180 img/s), the recommended
-# "EMA 0.999" variant took 29.3 minutes (30-40 s per epoch) and reached 0.9072 (0.9097 with --tta flip,
-# 0.9245 with flip+scales).
+# "EMA 0.999" variant took 18.8-19.8 minutes with memory reuse (19-34 s per epoch; 29.3 minutes before
+# it), seeds 0-2: mean 0.9143 validation accuracy, 0.9283 (0.9245-0.9348) with --tta flip+scales.
 BF16 = ["--bf16", "--epochs", "45"]
 FP32 = ["--no-bf16", "--epochs", "17"]
 # name -> flags on top of COMMON and the processor's BF16/FP32 choice. The first is the recommendation.
