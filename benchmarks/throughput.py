@@ -157,14 +157,14 @@ def plain_backbone_loop(model: nn.Module, images64: torch.Tensor, labels: torch.
     return timed * len(labels) / (time.perf_counter() - t0)
 
 
-def save_backbone_images(folder: Path, images: int, path: Path) -> None:
-    """The first ``images`` photos decoded at 64 px (the plain loop's input) and at 128 px (the trainer's
-    cache), saved once so that each measuring process loads 512 images instead of decoding 10,000."""
-    pools = {size: load_images(str(folder), size).pool for size in (64, 128)}
-    idx = list(range(min(images, len(pools[64]))))
-    subs = {size: pool.subset(idx) for size, pool in pools.items()}
-    torch.save({"images64": subs[64].images, "images128": subs[128].images, "labels": subs[64].labels,
-                "names": subs[64].names, "classes": subs[64].classes}, path)
+def save_backbone_images(pool64: ImageSet, folder: Path, images: int, path: Path) -> None:
+    """The first ``images`` photos at 64 px (the plain loop's input, from the pool already decoded) and
+    decoded at 128 px (the trainer's cache), saved once so that each measuring process loads 512 images
+    instead of decoding 10,000."""
+    idx = list(range(min(images, len(pool64))))
+    sub64, sub128 = pool64.subset(idx), load_images(str(folder), 128).pool.subset(idx)
+    torch.save({"images64": sub64.images, "images128": sub128.images, "labels": sub64.labels,
+                "names": sub64.names, "classes": sub64.classes}, path)
 
 
 def backbone_rate(name: str, head_only: bool, side: str, bs: int, bf16: bool, images: str, threads: int) -> float:
@@ -311,7 +311,7 @@ def main() -> None:
 
         if a.backbones:
             images = tmp_path / "backbone-images.pt"
-            save_backbone_images(folder, a.backbone_images, images)
+            save_backbone_images(pool, folder, a.backbone_images, images)
             for threads in a.threads:
                 rows = bench_backbones(images, a, threads)
                 print(f"\n## Training, backbones at 128 px ({'bf16 autocast' if a.bf16 else 'float32'}), batch "

@@ -1,15 +1,15 @@
 """Keeping freed memory in the process, so that training steps stop paying the kernel for fresh pages.
 
 PyTorch's CPU tensors come straight from ``malloc``. glibc serves every block above its mmap threshold
-(128 KB, rising with use to at most 32 MB) with its own ``mmap`` and hands it back with ``munmap`` when it
-is freed, and it returns the top of its heap to the
-kernel whenever more than a threshold is free. A training step allocates and frees the same large
-activations every time (MobileNetV2 at 128 px, batch 64: up to 100 MB each), so the kernel maps and
-zeroes them afresh on every step: about 50,000 page faults a second, and a sixth of the CPU time spent
-in the kernel. Telling glibc never to ``mmap`` a block and never to trim its heap lets it reuse those
-pages. Measured on 2 cores (``benchmarks/allocator.py``): the MobileNetV2 full fine-tune at 128 px went
-from 545,000 page faults per 512-image epoch to 1, and from 54 to 67 images/s. tcmalloc does about as
-well, but must be loaded with ``LD_PRELOAD`` before Python starts.
+(128 KB, rising with use to at most 32 MB) with its own ``mmap`` and hands it back with ``munmap`` when
+it is freed, and it returns the top of its heap to the kernel whenever more than a threshold is free. A
+training step allocates and frees the same large activations every time (MobileNetV2 at 128 px, batch
+64: up to 100 MB each), so the kernel maps and zeroes them afresh on every step: about 50,000 page
+faults a second, and a sixth of the CPU time spent in the kernel. Telling glibc never to ``mmap`` a
+block and never to trim its heap lets it reuse those pages. Measured on 2 cores
+(``benchmarks/allocator.py``): the MobileNetV2 full fine-tune at 128 px went from 545,000 page faults
+per 512-image epoch to 1, and from 54 to 67 images/s. tcmalloc does about as well, but must be loaded
+with ``LD_PRELOAD`` before Python starts.
 
 The price: the process keeps its peak memory until it exits. The command line turns this on for its own
 short-lived processes; the library never does, so a notebook that imports cnnlab keeps glibc's defaults.
