@@ -18,6 +18,7 @@ from cnnlab.runs.inference import predict_logits
 from cnnlab.runs.run import LoadedRun, load_run
 from cnnlab.runs.tta import predict_probs
 from cnnlab.train.mixing import Mixing
+from web_fixtures import write_folder
 
 DATA = ["--model", "tiny_test", "--shapes-per-class", "6"]
 TINY = [*DATA, "--image-size", "16", "--batch-size", "16", "--seed", "1"]
@@ -126,6 +127,35 @@ def test_progressive_resizing_switches_at_the_stated_epoch_and_resumes(tmp_path,
     a = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+
+
+def test_a_checkpoint_from_an_earlier_size_evaluates_as_it_validated(tmp_path, monkeypatch):
+    # 32 px files trained at 24 then 40 px (upsampled, as AHE's 64 px photos are): the 24 px images must be
+    # decoded at 24 px, as evaluate and predict decode them, not resized from the 40 px ones.
+    folder = write_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    flags = ["--data", str(folder), "--model", "tiny_test", "--image-size", "24:40", "--size-epochs", "1", "--epochs", "2",
+             "--batch-size", "8", "--augment", "none", "--seed", "0", "--output", str(run)]
+    assert ctrl_c_cli_run(monkeypatch, ["train", *flags], epoch=1) == 130
+    assert main(["evaluate", str(run), "--checkpoint", "last"]) == 0
+    validated = json.loads((run / "history.json").read_text())[0]
+    evaluated = json.loads((run / "evaluation" / "val" / "metrics.json").read_text())["metrics"]
+    assert validated["image_size"] == 24
+    assert evaluated["loss"] == pytest.approx(validated["val_loss"], rel=1e-5)
+    assert evaluated["accuracy"] == pytest.approx(validated["val_accuracy"])
+
+
+def test_files_that_change_between_sizes_stop_the_run_with_a_clear_error(tmp_path):
+    from cnnlab.train.trainer import Trainer
+
+    folder = write_folder(tmp_path / "data")
+    cfg = TrainConfig(data=str(folder), model="tiny_test", image_size="16:24:40", size_epochs="1:2", epochs=3,
+                      batch_size=8, augment="none", output=str(tmp_path / "run"))
+    trainer = Trainer.from_config(cfg)
+    a_square = sorted((folder / "square").glob("*.png"))[0]
+    (folder / "square" / "square-extra.png").write_bytes(a_square.read_bytes())
+    with pytest.raises(UserError, match="changed during training"):
+        trainer.fit()
 
 
 @pytest.mark.parametrize("flags, message", [

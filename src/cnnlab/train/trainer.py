@@ -133,7 +133,9 @@ class Trainer:
         sizes = cfg.image_sizes() or [info.default_image_size]
         if min(sizes) < info.min_image_size:
             raise UserError(f"--image-size {min(sizes)} is too small for {cfg.model}: use at least {info.min_image_size}")
-        # Decoded once at the largest size; progressive resizing derives the smaller ones from it.
+        # Loaded at the largest size first (normalisation is measured there); progressive resizing loads
+        # the other sizes when their epochs start (``_images_at``).
+        self.given_data = data is not None
         self.full_data = data or load_data(cfg.data, max(sizes), cfg.val_fraction, cfg.seed, cfg.cache_dir,
                                            cfg.shapes_per_class, cfg.max_pixels)
         self.data, self.image_size = self.full_data, self.full_data.train.images.shape[-1]
@@ -329,11 +331,26 @@ class Trainer:
         rate schedule counts steps, and steps per epoch do not depend on the size, so it runs on."""
         size = self.cfg.size_at(self.epoch, self.default_size)
         if size != self.image_size:
-            self.data = DataBundle(self.full_data.train.resized(size), self.full_data.val.resized(size),
-                                   self.full_data.test, self.full_data.skipped, self.full_data.source)
-            self.image_size, self.cache = size, None  # cached features belong to the old size
+            self.data, self.image_size, self.cache = self._images_at(size), size, None  # cached features: old size
             if self.dist.is_main:
                 logger.info(f"epoch {self.epoch + 1}: image size {size}")
+
+    def _images_at(self, size: int) -> DataBundle:
+        """The split's images at ``size``, decoded from the files at that size as ``evaluate``, ``predict``
+        and ``serve`` decode them, so a checkpoint saved at any stage meets the same pixels there as in
+        training (resizing decoded images instead blurs them differently: a 128 px checkpoint of a
+        96:128:160 run lost 0.5% on AHE). Images given in memory are resized (antialiased)."""
+        full = self.full_data
+        if size == full.train.images.shape[-1]:
+            return full
+        if self.given_data:
+            return DataBundle(full.train.resized(size), full.val.resized(size), full.test, full.skipped, full.source)
+        cfg = self.cfg
+        data = load_data(cfg.data, size, cfg.val_fraction, cfg.seed, cfg.cache_dir, cfg.shapes_per_class, cfg.max_pixels)
+        if data.train.names != full.train.names or data.val.names != full.val.names:
+            raise UserError(f"the images under '{cfg.data}' changed during training (another set of files at "
+                            f"{size} px): restore them, or start a new run")
+        return data
 
     def _begin_epoch(self) -> None:
         """This epoch's image size (progressive resizing); transfer learning: this epoch's freeze state,
