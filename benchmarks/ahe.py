@@ -34,6 +34,8 @@ FP32 = ["--no-bf16", "--epochs", "17"]
 VARIANTS: dict[str, list[str]] = {
     "EMA 0.999": ["--ema", "0.999"],
     "no EMA (the previous recommendation)": [],
+    "EMA + progressive 48:64 px for 22+28 epochs": ["--ema", "0.999", "--image-size", "48:64", "--size-epochs", "22",
+                                                 "--epochs", "50"],
     "EMA + progressive 48:64 px for 52 epochs": ["--ema", "0.999", "--image-size", "48:64", "--size-epochs", "20",
                                              "--epochs", "52"],
     "EMA + mixup 0.2 / cutmix 1.0 on half the batches": ["--ema", "0.999", "--mixup", "0.2", "--cutmix", "1.0",
