@@ -348,8 +348,8 @@ class Trainer:
         cfg = self.cfg
         data = load_data(cfg.data, size, cfg.val_fraction, cfg.seed, cfg.cache_dir, cfg.shapes_per_class, cfg.max_pixels)
         if data.train.names != full.train.names or data.val.names != full.val.names:
-            raise UserError(f"the images under '{cfg.data}' changed during training (another set of files at "
-                            f"{size} px): restore them, or start a new run")
+            raise UserError(f"the images under '{cfg.data}' changed during training (files added, removed or "
+                            f"renamed before the {size} px epochs): restore them, or start a new run")
         return data
 
     def _begin_epoch(self) -> None:
