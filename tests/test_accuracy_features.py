@@ -18,15 +18,11 @@ from cnnlab.runs.inference import predict_logits
 from cnnlab.runs.run import LoadedRun, load_run
 from cnnlab.runs.tta import predict_probs
 from cnnlab.train.mixing import Mixing
+from histories import history_without_timing
 from web_fixtures import write_folder
 
 DATA = ["--model", "tiny_test", "--shapes-per-class", "6"]
 TINY = [*DATA, "--image-size", "16", "--batch-size", "16", "--seed", "1"]
-
-
-def history_without_timing(run):
-    rows = json.loads((run / "history.json").read_text())
-    return [{k: v for k, v in r.items() if k not in ("images_per_s", "epoch_time_s")} for r in rows]
 
 
 def test_ema_equals_the_hand_computed_average_after_three_steps(tmp_path):

@@ -4,13 +4,14 @@ Each case runs in its own process: the malloc settings are process-wide and cann
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
 import sys
 
 import pytest
+
+from histories import history_without_timing
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="keep_freed_memory acts on glibc only")
 
@@ -27,7 +28,6 @@ for step in range(12):
     del big, small
 print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
-TIMING = {"images_per_s", "epoch_time_s"}  # history columns that measure speed, not learning
 PAGES_OF_64_MIB = 64 * 2**20 // os.sysconf("SC_PAGE_SIZE")
 
 
@@ -69,7 +69,6 @@ def test_training_numbers_do_not_depend_on_it(tmp_path):
                         "8", "--image-size", "32", "--batch-size", "16", "--epochs", "2", "--augment", "light",
                         "--seed", "3", "--output", str(run)],
                        env={**os.environ, "CNNLAB_KEEP_FREED_MEMORY": setting}, check=True, capture_output=True)
-        rows = json.loads((run / "history.json").read_text())
-        histories.append([{k: v for k, v in row.items() if k not in TIMING} for row in rows])
+        histories.append(history_without_timing(run))
     assert len(histories[0]) == 2 and "val_loss" in histories[0][0]
     assert histories[0] == histories[1]

@@ -13,15 +13,11 @@ import yaml
 from PIL import Image
 
 from ctrl_c import ctrl_c_cli_run
+from histories import history_without_timing
 from cnnlab.cli import main
 from cnnlab.metrics import METRIC_NAMES
 
 FAST = ["--shapes-per-class", "40", "--image-size", "32", "--batch-size", "32", "--seed", "3"]
-
-
-def history_without_timing(run):
-    rows = json.loads((run / "history.json").read_text())
-    return [{k: v for k, v in r.items() if k not in ("images_per_s", "epoch_time_s")} for r in rows]
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import math
 
-import json
-
 import pytest
 import torch
 
 from ctrl_c import ctrl_c_cli_run
+from histories import history_without_timing
 from cnnlab.cli import main
 from cnnlab.data.dataset import DataBundle
 from cnnlab.data.imageset import ImageSet
@@ -170,12 +169,7 @@ def test_resume_through_the_cli_matches_the_uninterrupted_history(tmp_path, monk
     assert main([*args, "--output", str(tmp_path / "full")]) == 0
     assert ctrl_c_cli_run(monkeypatch, [*args, "--output", str(tmp_path / "cut")], epoch=2) == 130
     assert main(["train", "--resume", str(tmp_path / "cut")]) == 0
-
-    def history(run):
-        return [{k: v for k, v in r.items() if k not in ("images_per_s", "epoch_time_s")}
-                for r in json.loads((run / "history.json").read_text())]
-
-    assert history(tmp_path / "cut") == history(tmp_path / "full")
+    assert history_without_timing(tmp_path / "cut") == history_without_timing(tmp_path / "full")
     a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
     assert a["finetune"] == b["finetune"] == {"phase": 1, "trainable_stages": 2, "train_bn": False,
