@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
+from torch._inductor.utils import fresh_cache  # noqa: E402
 
 from cnnlab.cli import main as cnnlab  # noqa: E402
 from cnnlab.runs.evaluate import evaluation_images, score  # noqa: E402
@@ -48,8 +49,10 @@ def train(name: str, flags: list[str], run: Path) -> tuple[Path, float]:
     argv = ["train", *flags, "--output", str(run)]
     print(f"\n== {name}\ncnnlab {' '.join(argv)}", flush=True)
     t0 = time.perf_counter()
-    if cnnlab(argv) != 0:
-        raise SystemExit(f"training variant {name} failed")
+    torch._dynamo.reset()
+    with fresh_cache():  # --compile compiles from nothing in every run, as on a fresh machine
+        if cnnlab(argv) != 0:
+            raise SystemExit(f"training variant {name} failed")
     return run, (time.perf_counter() - t0) / 60
 
 

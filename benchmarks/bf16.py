@@ -20,25 +20,34 @@ from torch import nn
 from cnnlab.models import create_model
 
 
-def images_per_second(name: str, size: int, bf16: bool, channels_last: bool, batch: int, steps: int) -> float:
+def step_times(name: str, size: int, bf16: bool, channels_last: bool, batch: int, steps: int,
+               compiled: bool = False) -> list[float]:
+    """Seconds of ``steps + 1`` optimisation steps; the first includes kernel selection, allocations and,
+    with ``compiled``, torch.compile's compilation."""
     torch.manual_seed(0)
     model = create_model(name, 10)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
+    forward = torch.compile(model, dynamic=False) if compiled else model  # as `cnnlab train --compile`
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
     y = torch.randint(10, (batch,))
     times = []
-    for _ in range(steps + 1):  # the first step (kernel selection, allocations) is not timed
+    for _ in range(steps + 1):
         t0 = time.perf_counter()
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-            out = model(x)
+            out = forward(x)
         loss = nn.functional.cross_entropy(out.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    return batch / statistics.median(times[1:])
+    return times
+
+
+def images_per_second(name: str, size: int, bf16: bool, channels_last: bool, batch: int, steps: int) -> float:
+    """Training images/s: the median of the steps after the first (which is not timed)."""
+    return batch / statistics.median(step_times(name, size, bf16, channels_last, batch, steps)[1:])
 
 
 def main() -> None:

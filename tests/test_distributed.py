@@ -60,6 +60,18 @@ def test_ddp_two_ranks_with_accumulation_equal_one_process(tmp_path, single_proc
         assert x["layer"] == y["layer"] and x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4)
 
 
+def test_ddp_with_compile_and_accumulation_equals_one_eager_process(tmp_path, single_process):
+    # --compile under DDP (compiled DDP module, no_sync inside windows) trains the weights eager training does.
+    ddp = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "cnnlab",
+         "train", *COMMON, "--batch-size", "5", "--accumulate", "2", "--compile", "--output", str(ddp)],
+        capture_output=True, text=True, env=ENV, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_same_weights(ddp, single_process[0])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

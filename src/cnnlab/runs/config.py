@@ -66,6 +66,7 @@ class TrainConfig:
     deterministic: bool = False
     bf16: bool = False
     channels_last: bool = True  # faster convolutions on CPU (oneDNN) and on GPUs with tensor cores
+    compile: bool = False  # torch.compile the training forward and backward (one compilation per image size)
     device: str = "auto"
     monitor: str = "val_accuracy"
     patience: int = 0  # early stopping after this many epochs without improvement; 0 = off

@@ -131,6 +131,7 @@ RULES: dict[str, Rule] = {
     "deterministic": flag(),
     "bf16": flag(),
     "channels_last": flag(),
+    "compile": flag(),
     "device": Rule("auto, cpu, cuda or cuda:N", lambda v: isinstance(v, str) and bool(DEVICE_PATTERN.fullmatch(v))),
     "monitor": Rule(f"a history column: one of {', '.join(MONITOR_COLUMNS)}", lambda v: v in MONITOR_COLUMNS),
     "patience": integer(0),

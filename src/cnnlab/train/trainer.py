@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,6 +55,17 @@ logger = logging.getLogger("cnnlab")
 
 def _has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def compiled(net: nn.Module, device: torch.device) -> nn.Module:
+    """``net`` under ``torch.compile`` for training steps (same parameters, so checkpoints, EMA and
+    validation use ``net`` as before). Static shapes: each image size compiles once, where dynamic shapes
+    would compile a slower general kernel. On CPU, inductor builds C++: without a compiler the run stops
+    here, not at its first step with a long trace."""
+    if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if c):
+        raise UserError("--compile on CPU needs a C++ compiler (g++ or clang++) on PATH: install one "
+                        "(e.g. apt-get install g++), set CXX, or train without --compile")
+    return torch.compile(net, dynamic=False)
 
 
 class Trainer:
@@ -168,6 +181,7 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.compiled_net = compiled(self.net, self.device) if cfg.compile else None
 
     def _init_optimisation(self) -> None:
         """Optimiser over the fine-tuning parameter groups, LR schedule (counting optimiser steps), loss,
@@ -457,7 +471,12 @@ class Trainer:
     def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, summed per-sample loss) of one micro-batch; ``x`` is cached features while the
         feature cache is on. Auxiliary logits (inception) add ``aux_weight`` times their loss."""
-        out = self.net(x) if self.cache is None else self.model.head(x)
+        if self.cache is not None:
+            out = self.model.head(x)
+        elif self.compiled_net is not None and len(x) == self.batch_size:
+            out = self.compiled_net(x)
+        else:  # also an epoch's last, smaller micro-batch under --compile: no second compilation for it
+            out = self.net(x)
         logits = logits_of(out).float()
         loss = self.criterion(logits, y)
         aux = aux_logits_of(out)

@@ -1,0 +1,49 @@
+"""torch.compile against eager, per model, input size and precision: training images/s of one step,
+and what the compilation costs.
+
+One optimisation step (forward, backward, AdamW) on a random batch in channels_last, eager and under
+``torch.compile(model, dynamic=False)`` as `cnnlab train --compile` runs it; the median of the timed
+steps after the first, and the first step's seconds (the compilation, from an empty inductor cache
+unless --warm-cache). `cnnlab train --compile` pays that once per image size of a run.
+
+    python benchmarks/compile.py [--models ahe_cnn:64:bf16,ahe_cnn:48:bf16,mobilenet_v2:128:fp32,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+
+import torch
+
+from bf16 import step_times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="ahe_cnn:64:bf16,ahe_cnn:48:bf16,mobilenet_v2:96:fp32,mobilenet_v2:128:fp32,"
+                   "mobilenet_v2:128:bf16,efficientnet_lite0:128:fp32", help="comma-separated NAME:SIZE:fp32|bf16")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--warm-cache", action="store_true", help="keep inductor's usual cache (compiles faster the second time)")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as cache:
+        if not a.warm_cache:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {a.batch_size}, median of "
+              f"{a.steps} steps; {'warm' if a.warm_cache else 'empty'} inductor cache")
+        print("| model | px | precision | eager img/s | compiled img/s | compiled vs eager | compile s |\n"
+              "|---|---:|---|---:|---:|---:|---:|")
+        for item in a.models.split(","):
+            name, size, precision = item.split(":")
+            runs = {c: step_times(name, int(size), precision == "bf16", True, a.batch_size, a.steps, compiled=c)
+                    for c in (False, True)}
+            eager, fast = (a.batch_size / statistics.median(runs[c][1:]) for c in (False, True))
+            print(f"| {name} | {size} | {precision} | {eager:.0f} | {fast:.0f} | {fast / eager:.2f}x | "
+                  f"{runs[True][0]:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
