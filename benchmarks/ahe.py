@@ -41,6 +41,9 @@ VARIANTS: dict[str, list[str]] = {
     "EMA + progressive 48:64 px for 20+32 epochs + torch.compile": ["--ema", "0.999", "--image-size", "48:64",
                                                                      "--size-epochs", "20", "--epochs", "52",
                                                                      "--compile"],
+    "EMA + progressive 48:64 px for 16+32 epochs + torch.compile": ["--ema", "0.999", "--image-size", "48:64",
+                                                                     "--size-epochs", "16", "--epochs", "48",
+                                                                     "--compile"],
     "EMA + mixup 0.2 / cutmix 1.0 on half the batches": ["--ema", "0.999", "--mixup", "0.2", "--cutmix", "1.0",
                                                         "--mix-prob", "0.5"],
 }
