@@ -59,9 +59,9 @@ def _has_batchnorm(model: nn.Module) -> bool:
 
 def compiled(net: nn.Module, device: torch.device) -> nn.Module:
     """``net`` under ``torch.compile`` for training steps (same parameters, so checkpoints, EMA and
-    validation use ``net`` as before). Static shapes: each image size compiles once, where dynamic shapes
-    would compile a slower general kernel. On CPU, inductor builds C++: without a compiler the run stops
-    here, not at its first step with a long trace."""
+    validation use ``net`` as before). Static shapes: each image size compiles once, and the caller
+    runs other batch sizes eagerly rather than recompiling for them. On CPU, inductor builds C++:
+    without a compiler the run stops here, not at its first step with a long trace."""
     if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if c):
         raise UserError("--compile on CPU needs a C++ compiler (g++ or clang++) on PATH: install one "
                         "(e.g. apt-get install g++), set CXX, or train without --compile")
