@@ -130,5 +130,5 @@ def run(doc: str, out_name: str, base: list[str], variants: dict[str, list[str]]
             rows += evaluate_rows(label, [trained[name][0]], trained[name][1])
     print_table(rows)
     if len(seeds) > 1:
-        for tta in ("none", "flip"):
+        for tta in TTA:
             print_spread([r for r in rows if r.variant.startswith(names[0] + ",")], tta)
