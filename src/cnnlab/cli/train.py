@@ -121,8 +121,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels-last memory layout (faster convolutions on CPU and tensor-core GPUs)")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the training step's model: about a minute of compiling per image size, "
-                        "then faster steps (needs a C++ compiler on CPU; measure with benchmarks/compile.py)")
+                   help="torch.compile the training step's model, once per image size (20-80 s each on 2 CPU "
+                        "cores; needs a C++ compiler on CPU). Whether the steps get faster depends on the "
+                        "machine and model: measure with benchmarks/compile.py")
     g.add_argument("--device", help="auto (first GPU, else CPU), cpu, cuda, cuda:1 ...")
     g.add_argument("--monitor", help="history column that picks the best checkpoint")
     g.add_argument("--patience", type=int, help="early stopping after N epochs without improvement (0 = off)")
