@@ -30,7 +30,8 @@ COMMON = ["--model", "ahe_cnn", "--image-size", "64", "--batch-size", "64", "--o
 # "EMA 0.999" variant took 18.8-19.8 minutes with memory reuse (19-34 s per epoch; 29.3 minutes before
 # it), seeds 0-2: mean 0.9143 validation accuracy, 0.9283 (0.9245-0.9348) with --tta flip+scales.
 # The recommendation since: 16 epochs at 48 px then 32 at 64 px, EMA 0.999, --compile; seeds 0-2 with
-# flip+scales: mean 0.9309 (0.9294-0.9329), in 19.6-24.6 minutes on the same machine (its speed varied).
+# flip+scales: mean 0.9309 (0.9294-0.9329), in 19.6-24.6 minutes on the same machine (its speed varied);
+# on a 2-core AMD EPYC with AVX512-BF16 (2026-12-02): mean 0.9342 (0.9319-0.9373) in 11.3-12.5 minutes.
 BF16 = ["--bf16", "--epochs", "45"]
 FP32 = ["--no-bf16", "--epochs", "17"]
 # name -> flags on top of COMMON and the processor's BF16/FP32 choice. The first is the recommendation.
