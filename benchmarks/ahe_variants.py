@@ -81,27 +81,28 @@ def print_table(rows: list[Row]) -> None:
           "(shared machines give noisy times)")
 
 
-def print_spread(rows: list[Row], tta: str) -> None:
-    """Mean and range over seeds of the rows with ``tta``."""
+def print_spread(name: str, rows: list[Row], tta: str) -> None:
+    """Mean and range over seeds of variant ``name``'s rows with ``tta``."""
     picked = [r for r in rows if r.tta == tta]
     if len(picked) < 2:
         return
     for label, values in (("val accuracy", [r.accuracy for r in picked]), ("macro F1", [r.f1_macro for r in picked])):
-        print(f"seed spread ({len(picked)} seeds, TTA {tta}): {label} mean {statistics.mean(values):.4f}, "
+        print(f"{name}: seed spread ({len(picked)} seeds, TTA {tta}): {label} mean {statistics.mean(values):.4f}, "
               f"range {min(values):.4f}-{max(values):.4f}")
 
 
 def run(doc: str, out_name: str, base: list[str], variants: dict[str, list[str]],
-        ensembles: dict[str, list[str]] | None = None) -> None:
+        ensembles: dict[str, list[str]] | None = None, default: list[str] | None = None) -> None:
     """The command line both AHE benchmarks share: train the chosen ``variants`` (``base`` flags, then the
     variant's, then extra flags after --) once per seed, evaluate each (and each ensemble of variants
     trained in the same call) with every TTA mode, print the table and, with several seeds, the spread
-    of the first variant."""
+    of each. ``default``: the names run without --variants (the recommendation; default the first)."""
     ensembles = ensembles or {}
+    default = default or [next(iter(variants))]
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(AHE))
-    p.add_argument("--variants", default=next(iter(variants)), help="comma-separated variant names (none has a comma), or 'all' "
-                   "(default: the first, the recommendation)")
+    p.add_argument("--variants", default=",".join(default), help="comma-separated variant names (none has a comma), "
+                   "or 'all' (default: the recommendation)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds: each variant once per seed (0)")
     p.add_argument("--out", default=f"runs/{out_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     p.add_argument("extra", nargs="*", help="cnnlab train flags after --, applied to every variant")
@@ -130,5 +131,6 @@ def run(doc: str, out_name: str, base: list[str], variants: dict[str, list[str]]
             rows += evaluate_rows(label, [trained[name][0]], trained[name][1])
     print_table(rows)
     if len(seeds) > 1:
-        for tta in TTA:
-            print_spread([r for r in rows if r.variant.startswith(names[0] + ",")], tta)
+        for name in names:
+            for tta in TTA:
+                print_spread(name, [r for r in rows if r.variant.startswith(name + ", seed ")], tta)
