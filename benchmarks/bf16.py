@@ -3,7 +3,10 @@
 One optimisation step (forward, backward, AdamW) on a random batch, channels_last and NCHW, with and
 without ``torch.autocast("cpu", torch.bfloat16)``; the median of the timed steps after a warm-up. This
 is what `--bf16` changes in `cnnlab train`, without data loading, so it says where bf16 pays on this
-processor; whether it costs accuracy is for the AHE benchmarks to show.
+processor; whether it costs accuracy is for the AHE benchmarks to show. Like `cnnlab train`, the process
+keeps freed memory for reuse (cnnlab.memory): without it the kernel maps and zeroes every step's
+activations afresh, a cost that grows with their size and so flatters bf16 (half the bytes) against
+float32. ``CNNLAB_KEEP_FREED_MEMORY=0`` measures with glibc's defaults instead.
 
     python benchmarks/bf16.py [--models ahe_cnn:64,mobilenet_v2:96,mobilenet_v2:128,efficientnet_lite0:128]
 """
@@ -17,6 +20,7 @@ import time
 import torch
 from torch import nn
 
+from cnnlab.memory import keep_freed_memory
 from cnnlab.models import create_model
 
 
@@ -57,7 +61,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=6)
     a = p.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {a.batch_size}, median of {a.steps} steps")
+    malloc = "freed memory kept for reuse" if keep_freed_memory() else "glibc's default malloc"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {a.batch_size}, median of {a.steps} steps; "
+          f"{malloc}")
     print("| model | px | layout | float32 img/s | bf16 img/s | bf16 vs float32 |\n|---|---:|---|---:|---:|---:|")
     for item in a.models.split(","):
         name, size = item.split(":")
