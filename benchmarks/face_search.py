@@ -12,15 +12,12 @@ size). Target: exact top-1 of 1M vectors under 100 ms per query on 2 cores.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
+from torch.nn import functional as F
 
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-
-from cnnlab.embed.gallery import IvfIndex, search_exact  # noqa: E402
+from cnnlab.embed.gallery import IvfIndex, search_exact
 
 DIM = 128
 

@@ -21,22 +21,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # waiting OpenMP threads cost more than they save when shared
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from cnnlab.embed.config import EmbedConfig  # noqa: E402
-from cnnlab.embed.data import load_faces  # noqa: E402
-from cnnlab.embed.evaluate import IMAGENET_SIZE, baseline_results  # noqa: E402
-from cnnlab.embed.protocol import evaluate_protocol  # noqa: E402
-from cnnlab.embed.run import load_embedder  # noqa: E402
-from cnnlab.embed.trainer import EmbedTrainer  # noqa: E402
+from cnnlab.embed.config import EmbedConfig
+from cnnlab.embed.data import load_faces
+from cnnlab.embed.evaluate import IMAGENET_SIZE, baseline_results
+from cnnlab.embed.protocol import evaluate_protocol
+from cnnlab.embed.run import load_embedder
+from cnnlab.embed.trainer import EmbedTrainer
 
 ORL = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "orl_att"
 METRICS = (("eer", "EER"), ("tar_at_far_1pct", "TAR@FAR=1%"), ("rank1", "rank-1 (5 enrolled)"))

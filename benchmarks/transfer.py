@@ -26,15 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-# On a shared machine, spinning OpenMP threads that wait for a busy core cost more than they save.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from cnnlab.cli import main as cnnlab  # noqa: E402  (after the OpenMP setting)
+from cnnlab.cli import main as cnnlab
 
 AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"
 COMMON = ["--seed", "0", "--val-fraction", "0.2", "--batch-size", "64"]
