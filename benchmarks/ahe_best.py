@@ -37,6 +37,7 @@ VARIANTS: dict[str, list[str]] = {
     "MobileNetV2 in bf16 autocast": [*MOBILENET, "--bf16"],
     "EfficientNet-Lite0 in bf16 autocast": [*LITE0, "--bf16"],
     "EfficientNet-Lite0 for 8 epochs in bf16 autocast": [*LITE0, "--bf16", "--epochs", "8"],
+    "EfficientNet-Lite0 for 9 epochs": [*LITE0, "--epochs", "9"],
     "recipe without EMA": [*MOBILENET, "--ema", "0"],
     "recipe at a fixed 128 px for 9 epochs": [*MOBILENET, "--image-size", "128", "--size-epochs", "", "--epochs", "9"],
     "recipe ending with 2 epochs at 160 px (96:128:160 for 4/5/2 epochs)": [*MOBILENET, "--image-size", "96:128:160",
@@ -51,6 +52,8 @@ ENSEMBLES = {
     "ensemble of both in bf16 autocast": ["MobileNetV2 in bf16 autocast", "EfficientNet-Lite0 in bf16 autocast"],
     "ensemble of MobileNetV2 and Lite0 for 8 epochs, both in bf16": ["MobileNetV2 in bf16 autocast",
                                                                      "EfficientNet-Lite0 for 8 epochs in bf16 autocast"],
+    "ensemble of MobileNetV2 and Lite0 for 9 epochs": ["MobileNetV2 (recipes/ahe_best.yaml)",
+                                                       "EfficientNet-Lite0 for 9 epochs"],
 }
 RECOMMENDED = [*list(VARIANTS)[:2], next(iter(ENSEMBLES))]
 
