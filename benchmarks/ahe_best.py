@@ -38,6 +38,11 @@ VARIANTS: dict[str, list[str]] = {
     "EfficientNet-Lite0 in bf16 autocast": [*LITE0, "--bf16"],
     "EfficientNet-Lite0 for 8 epochs in bf16 autocast": [*LITE0, "--bf16", "--epochs", "8"],
     "EfficientNet-Lite0 for 9 epochs": [*LITE0, "--epochs", "9"],
+    # --freeze 3: the head and the top 3 of 5 stages train; stages 1-2 (stride 2 and 4, the largest
+    # activations) keep their ImageNet weights and skip the backward pass
+    "MobileNetV2 with stages 1-2 frozen": [*MOBILENET, "--freeze", "3"],
+    "EfficientNet-Lite0 with stages 1-2 frozen": [*LITE0, "--freeze", "3"],
+    "EfficientNet-Lite0 for 9 epochs with stages 1-2 frozen": [*LITE0, "--freeze", "3", "--epochs", "9"],
     "recipe without EMA": [*MOBILENET, "--ema", "0"],
     "recipe at a fixed 128 px for 9 epochs": [*MOBILENET, "--image-size", "128", "--size-epochs", "", "--epochs", "9"],
     "recipe ending with 2 epochs at 160 px (96:128:160 for 4/5/2 epochs)": [*MOBILENET, "--image-size", "96:128:160",
@@ -54,6 +59,10 @@ ENSEMBLES = {
                                                                      "EfficientNet-Lite0 for 8 epochs in bf16 autocast"],
     "ensemble of MobileNetV2 and Lite0 for 9 epochs": ["MobileNetV2 (recipes/ahe_best.yaml)",
                                                        "EfficientNet-Lite0 for 9 epochs"],
+    "ensemble of both with stages 1-2 frozen": ["MobileNetV2 with stages 1-2 frozen",
+                                                "EfficientNet-Lite0 with stages 1-2 frozen"],
+    "ensemble of both with stages 1-2 frozen and Lite0 for 9 epochs": [
+        "MobileNetV2 with stages 1-2 frozen", "EfficientNet-Lite0 for 9 epochs with stages 1-2 frozen"],
 }
 RECOMMENDED = [*list(VARIANTS)[:2], next(iter(ENSEMBLES))]
 
