@@ -25,11 +25,15 @@ from cnnlab.models import create_model
 
 
 def step_times(name: str, size: int, bf16: bool, channels_last: bool, batch: int, steps: int,
-               compiled: bool = False) -> list[float]:
+               compiled: bool = False, frozen_stages: int = 0) -> list[float]:
     """Seconds of ``steps + 1`` optimisation steps; the first includes kernel selection, allocations and,
-    with ``compiled``, torch.compile's compilation."""
+    with ``compiled``, torch.compile's compilation. ``frozen_stages``: the backbone's first stages kept
+    frozen, as `cnnlab train --freeze` does (BatchNorm in eval mode, no gradients, so no backward)."""
     torch.manual_seed(0)
     model = create_model(name, 10)
+    if frozen_stages:
+        model.set_trainable_stages(len(model.stages) - frozen_stages)
+        model.train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     forward = torch.compile(model, dynamic=False) if compiled else model  # as `cnnlab train --compile`
@@ -49,9 +53,11 @@ def step_times(name: str, size: int, bf16: bool, channels_last: bool, batch: int
     return times
 
 
-def images_per_second(name: str, size: int, bf16: bool, channels_last: bool, batch: int, steps: int) -> float:
+def images_per_second(name: str, size: int, bf16: bool, channels_last: bool, batch: int, steps: int,
+                      frozen_stages: int = 0) -> float:
     """Training images/s: the median of the steps after the first (which is not timed)."""
-    return batch / statistics.median(step_times(name, size, bf16, channels_last, batch, steps)[1:])
+    times = step_times(name, size, bf16, channels_last, batch, steps, frozen_stages=frozen_stages)
+    return batch / statistics.median(times[1:])
 
 
 def main() -> None:
