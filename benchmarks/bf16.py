@@ -31,9 +31,8 @@ def step_times(name: str, size: int, bf16: bool, channels_last: bool, batch: int
     frozen, as `cnnlab train --freeze` does (BatchNorm in eval mode, no gradients, so no backward)."""
     torch.manual_seed(0)
     model = create_model(name, 10)
-    if frozen_stages:
+    if frozen_stages:  # the call `cnnlab train --freeze` makes; it also puts the frozen stages in eval mode
         model.set_trainable_stages(len(model.stages) - frozen_stages)
-        model.train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     forward = torch.compile(model, dynamic=False) if compiled else model  # as `cnnlab train --compile`
