@@ -260,3 +260,29 @@ def test_the_ahe_recipe_files_are_valid_and_share_one_split():
     own = {"model", "image_size", "size_epochs", "epochs"}
     shared = [{k: v for k, v in cfg.to_dict().items() if k not in own} for cfg in (mobilenet, lite0)]
     assert shared[0] == shared[1]
+
+
+def test_ensemble_subsets_benchmark_matches_cnnlab_evaluate(tmp_path, capsys, monkeypatch):
+    """benchmarks/ensemble_subsets.py averages cached probabilities per subset: its row for all the runs
+    must give what `cnnlab evaluate RUN1 RUN2 --tta flip` writes, and runs of other splits are refused."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ensemble_subsets.py"
+    a, b, other = tmp_path / "a", tmp_path / "b", tmp_path / "other"
+    assert main(["train", *TINY, "--epochs", "1", "--output", str(a)]) == 0
+    assert main(["train", *TINY, "--epochs", "1", "--image-size", "20", "--output", str(b)]) == 0
+    assert main(["train", *DATA, "--image-size", "16", "--epochs", "1", "--seed", "2", "--output", str(other)]) == 0
+    assert main(["evaluate", str(a), str(b), "--tta", "flip"]) == 0
+    expected = json.loads((a / "evaluation" / "val-tta-flip-ensemble2" / "metrics.json").read_text())["metrics"]
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", [str(script), str(a), str(b), "--names", "A,B", "--tta", "none,flip"])
+    runpy.run_path(str(script), run_name="__main__")
+    rows = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines() if line.startswith("| A")}
+    assert list(rows) == ["A", "A + B"]
+    flip = rows["A + B"].split(" | ")[2].strip("| ")
+    assert flip == f"{expected['accuracy']:.4f} / {expected['f1_macro']:.4f}"
+    monkeypatch.setattr(sys, "argv", [str(script), str(a), str(other)])
+    with pytest.raises(SystemExit, match="other images"):
+        runpy.run_path(str(script), run_name="__main__")
