@@ -1,13 +1,13 @@
 """The strongest AHE recipe for 2 CPU cores and 30 minutes, and the variants it was chosen from.
 
 The recipe is two runs on the same split, averaged: ImageNet MobileNetV2 (recipes/ahe_best.yaml) and
-EfficientNet-Lite0 (recipes/ahe_best_lite0.yaml), both in float32 with stages 1-2 frozen. Trains each variant on the AHE
-training pool (its recipe file plus the variant's changes), evaluates its best checkpoint on cnnlab's
-stratified, seeded 20% validation split without TTA, with flips and with flips and a zoom, and prints
-one row per variant and TTA mode: validation accuracy, macro F1 and wall minutes (training, data
-loading included, plus that evaluation). Ensembles average the probabilities of variants trained
-before them in the same call (wall minutes: the sum). Target: >= 0.975 validation accuracy and >= 0.965
-macro F1 within 30 minutes. The AHE test set is never used.
+EfficientNet-Lite0 (recipes/ahe_best_lite0.yaml), both in float32 with stages 1-2 frozen. Trains each
+variant on the AHE training pool (its recipe file plus the variant's changes), evaluates its best
+checkpoint on cnnlab's stratified, seeded 20% validation split without TTA, with flips and with flips
+and a zoom, and prints one row per variant and TTA mode: validation accuracy, macro F1 and wall
+minutes (training, data loading included, plus that evaluation). Ensembles average the probabilities
+of variants trained before them in the same call (wall minutes: the sum). Target: >= 0.975 validation
+accuracy and >= 0.965 macro F1 within 30 minutes. The AHE test set is never used.
 
     python benchmarks/ahe_best.py                         # the recipe: both runs and their ensemble
     python benchmarks/ahe_best.py --variants all          # every variant (several hours on 2 cores)
@@ -73,8 +73,9 @@ ENSEMBLES = {
                                                 "EfficientNet-Lite0 with stages 1-2 frozen"],
     "ensemble of both with stages 1-2 frozen and Lite0 for 9 epochs": [
         "MobileNetV2 with stages 1-2 frozen", "EfficientNet-Lite0 for 9 epochs with stages 1-2 frozen"],
-    # members chosen with benchmarks/ensemble_subsets.py on seeds 0 and 2, confirmed on seed 1 (README): the
-    # two MobileNetV2 runs differ only in --freeze, which is enough to make their errors differ
+    # members chosen by scoring every subset of the runs on disk on seeds 0 and 2 (as
+    # benchmarks/ensemble_subsets.py does), confirmed on seed 1 (README): the two MobileNetV2 runs differ
+    # only in --freeze, which is enough to make their errors differ
     "three-model ensemble: MobileNetV2 unfrozen and frozen and Lite0 for 9 epochs frozen": [
         "MobileNetV2 unfrozen (the recipe until 2026-12-03)", "MobileNetV2 (recipes/ahe_best.yaml)",
         "EfficientNet-Lite0 (recipes/ahe_best_lite0.yaml)"],
