@@ -17,19 +17,16 @@ from itertools import combinations
 from pathlib import Path
 
 import torch
-from torchmetrics.functional.classification import multiclass_confusion_matrix
-
-from cnnlab.metrics import macro_over_present, per_class_report
+from cnnlab.errors import UserError
 from cnnlab.runs.ensemble import check_same_classes
-from cnnlab.runs.evaluate import evaluation_images
+from cnnlab.runs.evaluate import check_same_images, evaluation_images, prediction_scores
 from cnnlab.runs.run import load_run
 from cnnlab.runs.tta import predict_probs
 
 
 def accuracy_and_f1(probs: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> tuple[float, float]:
-    predicted = probs.argmax(1)
-    rows = per_class_report(multiclass_confusion_matrix(predicted, labels, len(classes)), classes)
-    return float((predicted == labels).float().mean()), macro_over_present(rows)["f1_macro"]
+    headline = prediction_scores(probs.argmax(1), labels, classes)[2]  # as `cnnlab evaluate` scores
+    return headline["accuracy"], headline["f1_macro"]
 
 
 def main() -> None:
@@ -46,9 +43,10 @@ def main() -> None:
     runs = [load_run(Path(r), "best", device) for r in a.runs]
     classes = check_same_classes(runs)
     sets = [evaluation_images(run, None).images for run in runs]
-    for name, s in zip(names[1:], sets[1:]):
-        if s.names != sets[0].names:
-            raise SystemExit(f"{name} validates on other images than {names[0]}: give runs of one --seed and --val-fraction")
+    try:
+        check_same_images(list(zip(runs, sets)))
+    except UserError as e:
+        raise SystemExit(str(e)) from None
     labels = sets[0].labels
     probs = {(i, tta): predict_probs(run, s.images, device, tta) for i, (run, s) in enumerate(zip(runs, sets)) for tta in modes}
     print("| members | " + " | ".join(f"TTA {t}" for t in modes) + " |\n|---|" + "---|" * len(modes))

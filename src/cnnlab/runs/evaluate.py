@@ -83,27 +83,38 @@ class Scores:
     present: list[str]  # classes with at least one image
 
 
+def check_same_images(members: list[tuple[LoadedRun, ImageSet]]) -> None:
+    """Runs are averaged image by image, so every member must score the same images in the same order."""
+    (run, images), *others = members
+    for other, s in others:
+        if s.names != images.names:
+            raise UserError(f"'{other.run_dir}' validates on other images than '{run.run_dir}' (another --seed or "
+                            "--val-fraction): ensemble runs with the same split, or evaluate with --data DIR")
+
+
+def prediction_scores(predicted: torch.Tensor, labels: torch.Tensor,
+                      classes: list[str]) -> tuple[torch.Tensor, list[dict], dict[str, float]]:
+    """Confusion matrix, per-class rows, and accuracy with macro precision/recall/F1 over the classes
+    present: the headline numbers of every evaluation, single run or ensemble."""
+    confusion = multiclass_confusion_matrix(predicted, labels, len(classes))
+    rows = per_class_report(confusion, classes)
+    return confusion, rows, {"accuracy": float((predicted == labels).float().mean()), **macro_over_present(rows)}
+
+
 def score(run: LoadedRun, images: ImageSet, device: torch.device, top_k: tuple[int, ...] = (5,), tta: str = "none",
           others: list[tuple[LoadedRun, ImageSet]] | None = None) -> Scores:
     """Loss, accuracy, top-k accuracies and macro precision/recall/F1 over the classes present. With
     ``tta`` or an ensemble (``others``: more runs, each with the same images at its own input size) the
     log of the averaged probabilities stands for the logits (the loss is their cross-entropy)."""
     members = [(run, images), *(others or [])]
-    for other, s in members[1:]:
-        if s.names != images.names:
-            raise UserError(f"'{other.run_dir}' validates on other images than '{run.run_dir}' (another --seed or "
-                            "--val-fraction): ensemble runs with the same split, or evaluate with --data DIR")
+    check_same_images(members)
     if len(members) == 1 and tta == "none":
         logits = predict_logits(run.model, images.images, run.norm, device)
     else:
         logits = ensemble_probs([r for r, _ in members], [s.images for _, s in members], device, tta).clamp_min(1e-12).log()
-    predicted = logits.argmax(1)
-    confusion = multiclass_confusion_matrix(predicted, images.labels, len(run.classes))
-    rows = per_class_report(confusion, run.classes)
+    confusion, rows, headline = prediction_scores(logits.argmax(1), images.labels, run.classes)
     present = [r for r in rows if r["support"] > 0]
-    summary = {"loss": float(F.cross_entropy(logits, images.labels)),
-               "accuracy": float((predicted == images.labels).float().mean()),
-               **macro_over_present(rows),
+    summary = {"loss": float(F.cross_entropy(logits, images.labels)), **headline,
                **{f"top{k}_accuracy": top_k_accuracy(logits, images.labels, k) for k in top_k},
                "images": len(images)}
     return Scores(summary, present, confusion, logits, [str(r["class"]) for r in present])
