@@ -44,7 +44,7 @@ def main() -> None:
     classes = check_same_classes(runs)
     sets = [evaluation_images(run, None).images for run in runs]
     try:
-        check_same_images(list(zip(runs, sets)))
+        check_same_images(list(zip(runs, sets)), remedy="give runs trained with the same --seed and --val-fraction")
     except UserError as e:
         raise SystemExit(str(e)) from None
     labels = sets[0].labels

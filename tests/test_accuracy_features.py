@@ -284,6 +284,11 @@ def test_ensemble_subsets_benchmark_matches_cnnlab_evaluate(tmp_path, capsys, mo
     assert list(rows) == ["A", "A + B"]
     flip = rows["A + B"].split(" | ")[2].strip("| ")
     assert flip == f"{expected['accuracy']:.4f} / {expected['f1_macro']:.4f}"
+    capsys.readouterr()
+    assert main(["evaluate", str(a), str(other)]) == 2  # cnnlab evaluate refuses too, and names its own remedy
+    assert "ensemble runs with the same split, or evaluate with --data DIR" in capsys.readouterr().err
     monkeypatch.setattr(sys, "argv", [str(script), str(a), str(other)])
-    with pytest.raises(SystemExit, match="other images"):
+    with pytest.raises(SystemExit, match="other images") as refused:
         runpy.run_path(str(script), run_name="__main__")
+    assert str(refused.value).endswith("give runs trained with the same --seed and --val-fraction")
+    assert "--data" not in str(refused.value)  # an option of cnnlab evaluate, not of this script

@@ -83,13 +83,15 @@ class Scores:
     present: list[str]  # classes with at least one image
 
 
-def check_same_images(members: list[tuple[LoadedRun, ImageSet]]) -> None:
-    """Runs are averaged image by image, so every member must score the same images in the same order."""
+def check_same_images(members: list[tuple[LoadedRun, ImageSet]],
+                      remedy: str = "ensemble runs with the same split, or evaluate with --data DIR") -> None:
+    """Runs are averaged image by image, so every member must score the same images in the same order.
+    ``remedy`` ends the refusal: each caller names the fixes its own options allow."""
     (run, images), *others = members
     for other, s in others:
         if s.names != images.names:
             raise UserError(f"'{other.run_dir}' validates on other images than '{run.run_dir}' (another --seed or "
-                            "--val-fraction): ensemble runs with the same split, or evaluate with --data DIR")
+                            f"--val-fraction): {remedy}")
 
 
 def prediction_scores(predicted: torch.Tensor, labels: torch.Tensor,
