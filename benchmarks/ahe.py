@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from ahe_variants import run
+from machine import native_bf16
 
 COMMON = ["--model", "ahe_cnn", "--image-size", "64", "--batch-size", "64", "--optimizer", "adamw", "--lr", "2e-3",
           "--weight-decay", "5e-4", "--schedule", "onecycle", "--augment", "standard", "--label-smoothing", "0.1"]
@@ -51,12 +52,6 @@ VARIANTS: dict[str, list[str]] = {
     "EMA + mixup 0.2 / cutmix 1.0 on half the batches": ["--ema", "0.999", "--mixup", "0.2", "--cutmix", "1.0",
                                                         "--mix-prob", "0.5"],
 }
-
-
-def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 convolutions natively (private torch helpers, so guarded)."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def main() -> None:

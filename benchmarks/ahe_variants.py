@@ -24,6 +24,7 @@ from torch._inductor.utils import fresh_cache
 from cnnlab.cli import main as cnnlab
 from cnnlab.runs.evaluate import evaluation_images, score
 from cnnlab.runs.run import load_run
+from machine import describe
 
 AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"
 TTA = ("none", "flip", "flip+scales")
@@ -77,8 +78,8 @@ def print_table(rows: list[Row]) -> None:
     print("\n| variant | TTA | val accuracy | val F1 (macro) | wall minutes | best checkpoint |\n|---|---|---:|---:|---:|---|")
     for r in rows:
         print(f"| {r.variant} | {r.tta} | {r.accuracy:.4f} | {r.f1_macro:.4f} | {r.minutes:.1f} | {r.note} |")
-    print("\nwall minutes: training (data loading included) plus that evaluation, on this machine as it was "
-          "(shared machines give noisy times)")
+    print(f"\nwall minutes: training (data loading included) plus that evaluation, on this machine as it was "
+          f"(shared machines give noisy times): {describe()}")
 
 
 def print_spread(name: str, rows: list[Row], tta: str) -> None:
@@ -114,6 +115,7 @@ def run(doc: str, out_name: str, base: list[str], variants: dict[str, list[str]]
     if unknown:
         sys.exit(f"unknown variant '{unknown[0]}': choose from {', '.join([*variants, *ensembles])} or all")
     seeds = [int(s) for s in a.seeds.split(",")]
+    print(describe(), flush=True)
     rows: list[Row] = []
     for seed in seeds:
         trained: dict[str, tuple[Path, float]] = {}

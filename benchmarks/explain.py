@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -40,6 +39,7 @@ from cnnlab.explain.targets import ClassTarget
 from cnnlab.runs.evaluate import evaluation_images
 from cnnlab.data.batch import prepare
 from cnnlab.runs.run import LoadedRun, load_run
+from machine import processor_name
 
 AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"
 
@@ -131,7 +131,7 @@ def main() -> None:
     run = load_run(run_dir)
     history = run_dir / "history.json"
     print(f"\nrun {run_dir}: {run.config.model} at {run.image_size}px, epoch {run.epoch}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}")
+          f"{torch.get_num_threads()} thread(s), {processor_name()}")
     if history.is_file():
         best = max(json.loads(history.read_text()), key=lambda h: h["val_accuracy"])
         print(f"best validation accuracy {best['val_accuracy']:.4f} at epoch {best['epoch']}")

@@ -13,7 +13,6 @@ magnitude; float32 sums over up to 65536 terms differ in the 5th-7th digit by su
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
 
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 
 from cnnlab.reference.conv import ConvGeometry, conv2d_backward, conv2d_forward
 from cnnlab.reference.conv_naive import conv2d_backward_naive, conv2d_forward_naive
+from machine import processor_name
 
 Result = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # out, dx, dw, db
 
@@ -97,7 +97,7 @@ def main() -> None:
     reference = timings["torch.nn.functional.conv2d"]
     torch_total = np.median(np.add(reference[0], reference[1]))
     print("conv2d fwd+bwd, input 16x32x64x64, 64 filters 3x3, stride 1, padding 1, float32")
-    print(f"{platform.processor() or platform.machine()}, numpy {np.__version__}, torch {torch.__version__}, "
+    print(f"{processor_name()}, numpy {np.__version__}, torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()}, median of {args.repeats} runs\n")
     print("| implementation | forward ms | backward ms | fwd+bwd ms | vs torch | max rel diff vs torch (out, dx, dw, db) |")
     print("|---|---:|---:|---:|---:|---|")
