@@ -22,6 +22,7 @@ from torch import nn
 
 from cnnlab.memory import keep_freed_memory
 from cnnlab.models import create_model
+from machine import describe
 
 
 def step_times(name: str, size: int, bf16: bool, channels_last: bool, batch: int, steps: int,
@@ -67,7 +68,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=6)
     a = p.parse_args()
     malloc = "freed memory kept for reuse" if keep_freed_memory() else "glibc's default malloc"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {a.batch_size}, median of {a.steps} steps; "
+    print(f"{describe()}; batch {a.batch_size}, median of {a.steps} steps; "
           f"{malloc}")
     print("| model | px | layout | float32 img/s | bf16 img/s | bf16 vs float32 |\n|---|---:|---|---:|---:|---:|")
     for item in a.models.split(","):

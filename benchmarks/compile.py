@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from machine import describe
+
 
 def in_fresh_process(name: str, size: int, bf16: bool, batch: int, steps: int, compiled: bool) -> list[float]:
     """``step_times`` in a new Python process: no compiled code, worker pool or allocator state carried
@@ -45,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         if not a.warm_cache:
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {a.batch_size}, median of "
+        print(f"{describe()}; batch {a.batch_size}, median of "
               f"{a.steps} steps; {'warm' if a.warm_cache else 'empty'} inductor cache")
         print("| model | px | precision | eager img/s | compiled img/s | compiled vs eager | compile s |\n"
               "|---|---:|---|---:|---:|---:|---:|")

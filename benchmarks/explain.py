@@ -39,7 +39,7 @@ from cnnlab.explain.targets import ClassTarget
 from cnnlab.runs.evaluate import evaluation_images
 from cnnlab.data.batch import prepare
 from cnnlab.runs.run import LoadedRun, load_run
-from machine import processor_name
+from machine import describe
 
 AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"
 
@@ -130,8 +130,7 @@ def main() -> None:
     run_dir = Path(args.run) if args.run else train_short_run(args.epochs, args.image_size)
     run = load_run(run_dir)
     history = run_dir / "history.json"
-    print(f"\nrun {run_dir}: {run.config.model} at {run.image_size}px, epoch {run.epoch}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s), {processor_name()}")
+    print(f"\nrun {run_dir}: {run.config.model} at {run.image_size}px, epoch {run.epoch}; {describe()}")
     if history.is_file():
         best = max(json.loads(history.read_text()), key=lambda h: h["val_accuracy"])
         print(f"best validation accuracy {best['val_accuracy']:.4f} at epoch {best['epoch']}")

@@ -20,6 +20,7 @@ from bf16 import images_per_second
 
 from cnnlab.memory import keep_freed_memory
 from cnnlab.models import create_model
+from machine import describe
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=6)
     a = p.parse_args()
     keep_freed_memory()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32, channels_last, batch {a.batch_size}, "
+    print(f"{describe()}; float32, channels_last, batch {a.batch_size}, "
           f"median of {a.steps} steps")
     print("| model | px | stages frozen | --freeze | img/s | vs none frozen |\n|---|---:|---|---|---:|---:|")
     for item in a.models.split(","):

@@ -54,6 +54,7 @@ from cnnlab.models import create_model, model_info
 from cnnlab.runs.config import TrainConfig
 from cnnlab.data.batch import prepare
 from cnnlab.train.trainer import Trainer
+from machine import describe
 
 AHE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ahe" / "64x64" / "train"
 
@@ -300,7 +301,7 @@ def main() -> None:
     if a.child:
         print(backbone_rate(**json.loads(a.child)))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    print(describe())
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         folder = Path(a.data) if a.data else shapes_folder(tmp_path / "shapes", 300)
