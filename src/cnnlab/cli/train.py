@@ -126,7 +126,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "machine and model: measure with benchmarks/compile.py")
     g.add_argument("--device", help="auto (first GPU, else CPU), cpu, cuda, cuda:1 ...")
     g.add_argument("--monitor", help="history column that picks the best checkpoint")
-    g.add_argument("--patience", type=int, help="early stopping after N epochs without improvement (0 = off)")
+    g.add_argument("--patience", type=int, help="early stopping after N validations without improvement (0 = off)")
+    g.add_argument("--val-every", type=int, metavar="N",
+                   help="validate after every N-th epoch and always after the last (0: after the last only); "
+                        "skipped epochs have NaN validation columns in the history and cannot be the best "
+                        "checkpoint by a val_ column. Saves the validation passes (raw and EMA weights), 10-15%% of an epoch "
+                        "for the AHE recipes")
     g.add_argument("--eval-batch-size", type=int, help="images per forward pass when validating")
     g.add_argument("--data-threads", type=int, help="threads preparing and augmenting the next micro-batches while "
                    "the model trains on this one (0: each in turn). Helps when the model leaves a core "

@@ -69,7 +69,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training forward and backward (one compilation per image size)
     device: str = "auto"
     monitor: str = "val_accuracy"
-    patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
+    patience: int = 0  # early stopping after this many validations without improvement; 0 = off
+    val_every: int = 1  # validate after every N-th epoch and always after the last; 0: after the last only
     eval_batch_size: int = 256
     data_threads: int = 0  # threads preparing the next micro-batches while the model trains; 0: in turn
     log_grad_norms: int = 0  # per-layer gradient norms every N optimiser steps (grad_norms.csv); 0 = off

@@ -7,6 +7,7 @@ this module never switches the backend of a notebook or an application that uses
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,10 @@ def curves_figure(history: list[dict], monitor: str = "val_accuracy", switches: 
     for ax, name in zip(axes, METRIC_NAMES):
         for split, style in (("train", "-o"), ("val", "-s"), ("val_ema", "-^")):
             key = f"{split}_{name}"
-            if history and key in history[0]:
-                ax.plot(epochs, [h[key] for h in history], style, markersize=3, label=split)
+            # epochs that --val-every did not validate hold NaN: left out, so the line joins the others
+            points = [(h["epoch"], h[key]) for h in history if key in h and not math.isnan(h[key])]
+            if points:
+                ax.plot(*zip(*points), style, markersize=3, label=split)
         if best is not None:
             ax.axvline(best, color="tab:green", linestyle=":", label=f"best epoch ({best})")
         for switch in switches or []:
@@ -87,7 +90,7 @@ def curves_figure(history: list[dict], monitor: str = "val_accuracy", switches: 
 
 def _best_epoch(history: list[dict], monitor: str) -> int | None:
     """The epoch the best checkpoint comes from: highest ``monitor``, lowest for a loss."""
-    rows = [h for h in history if monitor in h]
+    rows = [h for h in history if monitor in h and not math.isnan(h[monitor])]
     if not rows:
         return None
     pick = min if monitor.endswith("loss") else max

@@ -135,6 +135,7 @@ RULES: dict[str, Rule] = {
     "device": Rule("auto, cpu, cuda or cuda:N", lambda v: isinstance(v, str) and bool(DEVICE_PATTERN.fullmatch(v))),
     "monitor": Rule(f"a history column: one of {', '.join(MONITOR_COLUMNS)}", lambda v: v in MONITOR_COLUMNS),
     "patience": integer(0),
+    "val_every": integer(0),
     "eval_batch_size": integer(1),
     "data_threads": integer(0, 64),
     "log_grad_norms": integer(0),

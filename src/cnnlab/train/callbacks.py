@@ -11,6 +11,7 @@ process under DDP: write files only where ``trainer.dist.is_main``.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -133,6 +134,9 @@ def epoch_summary(row: dict[str, float], epochs: int) -> str:
         return (f"{split} loss {row[f'{split}_loss']:.4f} acc {row[f'{split}_accuracy']:.4f} "
                 f"f1_macro {row[f'{split}_f1_macro']:.4f}")
 
-    ema = f" | {part('val_ema')}" if "val_ema_loss" in row else ""
-    return (f"epoch {int(row['epoch'])}/{epochs}  {part('train')} | {part('val')}{ema} | "
+    if math.isnan(row["val_loss"]):  # --val-every skipped this epoch, or there is no validation split
+        val = "not validated"
+    else:
+        val = part("val") + (f" | {part('val_ema')}" if "val_ema_loss" in row else "")
+    return (f"epoch {int(row['epoch'])}/{epochs}  {part('train')} | {val} | "
             f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.1f}s")

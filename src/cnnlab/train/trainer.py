@@ -314,7 +314,9 @@ class Trainer:
             t0 = time.perf_counter()
             train = self.train_epoch()
             train_time = time.perf_counter() - t0
-            val = self.validate()
+            validated = self.validates_after(self.epoch + 1)
+            skipped = dict.fromkeys(METRIC_NAMES, math.nan)
+            val = self.validate() if validated else skipped
             self.epoch += 1
             used = self.last_step_lr if self.last_step_lr is not None else self.optimizer.param_groups[0]["lr"]
             row: dict[str, float] = {"epoch": self.epoch, "lr": used,  # the rate of the epoch's last step
@@ -322,11 +324,13 @@ class Trainer:
             row.update({f"train_{k}": v for k, v in train.items()})
             row.update({f"val_{k}": v for k, v in val.items()})
             if self.ema is not None:
-                row.update({f"val_ema_{k}": v for k, v in self.validate(self.ema.model).items()})
+                ema_val = self.validate(self.ema.model) if validated else skipped
+                row.update({f"val_ema_{k}": v for k, v in ema_val.items()})
             row["images_per_s"] = len(self.data.train) / train_time
             row["epoch_time_s"] = time.perf_counter() - t0
             self.history.append(row)
-            self._update_best(row)
+            if validated or not self.cfg.monitor.startswith("val_"):
+                self._update_best(row)
             self._emit("on_epoch_end", row)
             stop = self.cfg.patience > 0 and self.stale_epochs >= self.cfg.patience
             if stop and self.dist.is_main:
@@ -335,6 +339,13 @@ class Trainer:
                 break
         self._emit("on_fit_end")
         barrier(self.dist)
+
+    def validates_after(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (1-based) ends with validation: every ``--val-every``-th and always
+        the last, so the weights a run ends with are scored. Skipping saves forward passes over the
+        validation split (two with ``--ema``); the trained weights do not depend on it."""
+        every = self.cfg.val_every
+        return epoch >= self.cfg.epochs or (every > 0 and epoch % every == 0)
 
     def _emit(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
