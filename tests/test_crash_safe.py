@@ -32,8 +32,8 @@ def history(run_dir: Path) -> list[dict]:
 
 def assert_same_run(a: Path, b: Path) -> None:
     assert history(a) == history(b)
-    wa = torch.load(a / "checkpoints" / "last.pt", weights_only=True)["model"]
-    wb = torch.load(b / "checkpoints" / "last.pt", weights_only=True)["model"]
+    wa = torch.load(a / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]
+    wb = torch.load(b / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wb)
 
 
@@ -50,11 +50,11 @@ def test_sigkill_mid_epoch_loses_at_most_checkpoint_every_steps_and_resumes_exac
     out = tmp_path / "killed"
     proc = run([HELPER, "SIGKILL", "9", *ARGS, "--checkpoint-every", "3", "--output", str(out)])
     assert proc.returncode == -9  # killed right after step 9 of 15 (epoch 2 has steps 6-10), before saving it
-    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    ckpt = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert (ckpt["global_step"], ckpt["epoch"], ckpt["in_epoch"][0]["next_batch"]) == (6, 1, 2)  # 3 steps lost
     proc = run([HELPER, "SIGKILL", "10", "--resume", str(out)])  # from inside epoch 2, killed again
     assert proc.returncode == -9
-    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    ckpt = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert (ckpt["global_step"], ckpt["epoch"], ckpt["in_epoch"][0]["next_batch"]) == (9, 1, 8)
     proc = run([HELPER, "none", "0", "--resume", str(out)])
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -70,7 +70,7 @@ def test_sigterm_writes_a_checkpoint_exits_cleanly_and_resumes_exactly(uninterru
     assert last == (f"cnnlab train: stopped by SIGTERM in epoch 2 after optimiser step 7; checkpoint written: "
                     f"continue with `cnnlab train --resume {out}`")
     assert "Traceback" not in proc.stderr
-    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["in_epoch"][0]["next_batch"] == 4
+    assert torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["in_epoch"][0]["next_batch"] == 4
     proc = run([HELPER, "none", "0", "--resume", str(out)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_same_run(out, uninterrupted)
@@ -97,5 +97,5 @@ def test_ctrl_c_in_the_first_epoch_keeps_a_resumable_run(tmp_path, capsys, monke
     assert main(argv) == 130
     assert "stopped by SIGINT in epoch 1 after optimiser step 2; checkpoint written" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is before  # handlers put back
-    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    ckpt = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert (ckpt["epoch"], ckpt["global_step"], ckpt["in_epoch"][0]["next_batch"]) == (0, 2, 4)

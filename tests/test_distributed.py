@@ -34,8 +34,8 @@ def single_process(tmp_path_factory) -> tuple[Path, str]:
 
 
 def assert_same_weights(run: Path, reference: Path) -> None:
-    a = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
-    b = torch.load(reference / "checkpoints" / "last.pt", weights_only=True)
+    a = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    b = torch.load(reference / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     for k in b["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-6, msg=k)
     assert a["history"][0]["val_accuracy"] == b["history"][0]["val_accuracy"]

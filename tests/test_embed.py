@@ -141,7 +141,7 @@ def test_resume_continues_to_more_epochs(tiny_run, tmp_path):
     assert main(["embed", "train", "--resume", str(run), "--epochs", "2"]) == 0
     history = (run / "history.csv").read_text().splitlines()
     assert len(history) == 3 and history[2].startswith("2,")
-    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
+    assert torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["epoch"] == 2
     assert np.isfinite(float(history[2].split(",")[3]))
 
 

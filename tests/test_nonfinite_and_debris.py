@@ -51,7 +51,7 @@ def test_nan_later_keeps_the_last_good_checkpoint(tmp_path, capsys, nan_at):
     kept = out / "checkpoints" / "last.pt"
     assert last.startswith("cnnlab train: error: the loss is NaN or infinite at epoch 2, optimiser step 6 "
                            "(micro-batch 2): training stopped, the last good checkpoint is kept (" + str(kept))
-    ckpt = torch.load(kept, weights_only=True)
+    ckpt = torch.load(kept, map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["global_step"] == 4 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
 

@@ -141,7 +141,7 @@ def test_class_names_from_folders_are_escaped(full_run: Path):
 def test_a_script_class_name_is_text_and_nothing_runs(web_run: Path, tmp_path: Path):
     run = tmp_path / "run"
     shutil.copytree(web_run, run)
-    ckpt = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    ckpt = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     ckpt["classes"][2] = "<script>alert(1)</script>"
     torch.save(ckpt, run / "checkpoints" / "best.pt")
     text, page = report(run)

@@ -59,7 +59,7 @@ def test_onecycle_extension_does_not_crash_jump_or_end_above_its_floor(tmp_path,
     run = tmp_path / "y"
     base = ["--model", "tiny_test", "--shapes-per-class", "4", "--image-size", "16", "--batch-size", "8"]
     assert main(["train", *base, "--schedule", "onecycle", "--epochs", "1", "--output", str(run)]) == 0
-    ended_at = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["optimizer"]["param_groups"][0]["lr"]
+    ended_at = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["optimizer"]["param_groups"][0]["lr"]
     trainer, after = resume(run, epochs=3)
     floor = 1e-3 / (25 * 1e4)  # OneCycleLR: max_lr / (div_factor * final_div_factor); --lr default 1e-3
     steps = np.array([ended_at, *after.rates, trainer.optimizer.param_groups[0]["lr"]])
@@ -110,7 +110,7 @@ def test_resume_refuses_other_data_classes_or_model(tmp_path, capsys, change, me
         (data / gone).unlink()
     else:  # the checkpoint of a model with another head: as if the registry's builder had changed
         path = run / "checkpoints" / "last.pt"
-        ckpt = torch.load(path, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         ckpt["model"]["4.weight"] = torch.zeros(2, 16)
         ckpt["model"]["4.bias"] = torch.zeros(2)
         ckpt["classes"] = ["a", "b", "c"]

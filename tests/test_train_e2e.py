@@ -17,7 +17,8 @@ from histories import history_without_timing
 from cnnlab.cli import main
 from cnnlab.metrics import METRIC_NAMES
 
-FAST = ["--shapes-per-class", "40", "--image-size", "32", "--batch-size", "32", "--seed", "3"]
+# on CPU: tests compare runs to the last bit, which CUDA's kernels do not repeat without --deterministic
+FAST = ["--shapes-per-class", "40", "--image-size", "32", "--batch-size", "32", "--seed", "3", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_run_directory_has_every_artefact(trained):
             assert 0 <= float(rows[-1][f"{split}_{m}"]) < 10
     with Image.open(trained / "curves.png") as im:
         assert im.width > 1000 and im.height > 200
-    ckpt = torch.load(trained / "checkpoints" / "best.pt", weights_only=True)
+    ckpt = torch.load(trained / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     assert ckpt["classes"][0] == "circle" and isinstance(ckpt["config"], dict)
     assert len((trained / "split" / "val.txt").read_text().splitlines()) == 300
 
@@ -61,8 +62,8 @@ def test_resume_gives_the_same_history_as_an_uninterrupted_run(tmp_path, monkeyp
     assert len(history_without_timing(run)) == 2
     assert main(["train", "--resume", str(run)]) == 0
     assert history_without_timing(run) == history_without_timing(uninterrupted)
-    a = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
-    b = torch.load(uninterrupted / "checkpoints" / "last.pt", weights_only=True)["model"]
+    a = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]
+    b = torch.load(uninterrupted / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -75,7 +76,7 @@ def test_evaluate_writes_metrics_and_confusion(trained, capsys):
     assert cm.sum() == 300 and cm.sum(1).tolist() == [30] * 10  # rows are true classes
     assert report["metrics"]["accuracy"] == pytest.approx(cm.diag().sum().item() / 300)
     assert report["metrics"]["top5_accuracy"] >= report["metrics"]["accuracy"]
-    best = torch.load(trained / "checkpoints" / "best.pt", weights_only=True)
+    best = torch.load(trained / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     assert report["metrics"]["accuracy"] == pytest.approx(best["history"][best["best"]["epoch"] - 1]["val_accuracy"])
     with Image.open(trained / "evaluation" / "val" / "confusion.png") as im:
         assert im.width > 500

@@ -147,7 +147,7 @@ def test_resume_at_the_phase_change_keeps_flags_groups_and_results(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         Trainer.from_config(config(tmp_path, "cut", **kw), data=bundle(), callbacks=[CtrlCAtEpochStart(stop_at)]).fit()
 
-    ckpt = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
+    ckpt = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert ckpt["finetune"]["trainable"] == ["head"] and ckpt["finetune"]["phase"] == 0
     after_resume = EpochStates()
     resumed = Trainer.resume(tmp_path / "cut", data=bundle(), callbacks=[after_resume])
@@ -170,8 +170,8 @@ def test_resume_through_the_cli_matches_the_uninterrupted_history(tmp_path, monk
     assert ctrl_c_cli_run(monkeypatch, [*args, "--output", str(tmp_path / "cut")], epoch=2) == 130
     assert main(["train", "--resume", str(tmp_path / "cut")]) == 0
     assert history_without_timing(tmp_path / "cut") == history_without_timing(tmp_path / "full")
-    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)
-    b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert a["finetune"] == b["finetune"] == {"phase": 1, "trainable_stages": 2, "train_bn": False,
                                               "trainable": ["head", "pre_logits", "stage5"]}
     assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]

@@ -135,6 +135,9 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(self.cfg.seed)
         if self.cfg.deterministic:
+            # cuBLAS is deterministic only with a fixed workspace (PyTorch's reproducibility notes);
+            # without it use_deterministic_algorithms makes the first CUDA matrix product raise
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
 
