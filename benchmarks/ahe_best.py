@@ -27,16 +27,22 @@ from ahe_variants import run
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 MOBILENET = ["--config", str(RECIPES / "ahe_best.yaml")]
 LITE0 = ["--config", str(RECIPES / "ahe_best_lite0.yaml")]
+# The recipe files until 2026-12-04: validated after every epoch, the best epoch's checkpoint scored, and
+# Lite0 at 128 px throughout.
+MOBILENET_1204 = [*MOBILENET, "--val-every", "1"]
+LITE0_1204 = [*LITE0, "--image-size", "128", "--size-epochs", "", "--val-every", "1"]
 # The recipe files until 2026-12-03 (stages 1-2 trained too, Lite0 for 7 epochs): the variants measured
 # against them build on these, so that each name still trains what it trained when its row was measured.
-MOBILENET_UNFROZEN = [*MOBILENET, "--freeze", "none"]
-LITE0_UNFROZEN = [*LITE0, "--freeze", "none", "--epochs", "7"]
+MOBILENET_UNFROZEN = [*MOBILENET_1204, "--freeze", "none"]
+LITE0_UNFROZEN = [*LITE0_1204, "--freeze", "none", "--epochs", "7"]
 # "recipe" in the older names below is the single-model recipe they were measured against: MobileNetV2
 # in float32, unfrozen.
 # name -> recipe file and flags
 VARIANTS: dict[str, list[str]] = {
     "MobileNetV2 (recipes/ahe_best.yaml)": MOBILENET,
     "EfficientNet-Lite0 (recipes/ahe_best_lite0.yaml)": LITE0,
+    "MobileNetV2 validated every epoch (the recipe until 2026-12-04)": MOBILENET_1204,
+    "EfficientNet-Lite0 at 128 px validated every epoch (the recipe until 2026-12-04)": LITE0_1204,
     "MobileNetV2 unfrozen (the recipe until 2026-12-03)": MOBILENET_UNFROZEN,
     "EfficientNet-Lite0 unfrozen for 7 epochs (the recipe until 2026-12-03)": LITE0_UNFROZEN,
     "MobileNetV2 in bf16 autocast": [*MOBILENET_UNFROZEN, "--bf16"],
@@ -61,6 +67,9 @@ VARIANTS: dict[str, list[str]] = {
 ENSEMBLES = {
     "ensemble of MobileNetV2 and EfficientNet-Lite0 (the recipe)": ["MobileNetV2 (recipes/ahe_best.yaml)",
                                                                     "EfficientNet-Lite0 (recipes/ahe_best_lite0.yaml)"],
+    "ensemble of both validated every epoch, Lite0 at 128 px (the recipe until 2026-12-04)": [
+        "MobileNetV2 validated every epoch (the recipe until 2026-12-04)",
+        "EfficientNet-Lite0 at 128 px validated every epoch (the recipe until 2026-12-04)"],
     "ensemble of both unfrozen (the recipe until 2026-12-03)": [
         "MobileNetV2 unfrozen (the recipe until 2026-12-03)",
         "EfficientNet-Lite0 unfrozen for 7 epochs (the recipe until 2026-12-03)"],
