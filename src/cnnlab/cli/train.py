@@ -130,7 +130,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-every", type=int, metavar="N",
                    help="validate after every N-th epoch and always after the last (0: after the last only); "
                         "skipped epochs have NaN validation columns in the history and cannot be the best "
-                        "checkpoint by a val_ column. Saves the validation passes (raw and EMA weights), 10-15%% of an epoch "
+                        "checkpoint by a val_ column. Saves the validation passes (raw and EMA weights), about 15%% of an epoch "
                         "for the AHE recipes")
     g.add_argument("--eval-batch-size", type=int, help="images per forward pass when validating")
     g.add_argument("--data-threads", type=int, help="threads preparing and augmenting the next micro-batches while "
