@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from cnnlab.models import register_model
+from cnnlab.models.layers import AdaptiveAvgPool
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 AHE_TRAIN = SHARED / "data" / "ahe" / "64x64" / "train"
@@ -20,7 +21,7 @@ def tiny_test(num_classes: int) -> nn.Module:
     """Tiny conv net without BatchNorm or dropout (tests only)."""
     torch.manual_seed(123)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, num_classes)
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), AdaptiveAvgPool(2), nn.Flatten(), nn.Linear(16, num_classes)
     )
 
 

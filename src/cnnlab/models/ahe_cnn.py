@@ -3,14 +3,15 @@
 Five 3x3 conv blocks (3->32->64->128->256->512), each Conv -> BatchNorm -> activation, with a 2x
 downsampling after blocks 1-4, then Flatten and three fully connected layers 2048->1024->512->classes,
 each preceded by Dropout. At 32x32 input the last block is 512x2x2 = 2048 features; for other sizes
-an adaptive average pool to 2x2 keeps the head's input at 2048.
+an adaptive average pool to 2x2 (``layers.AdaptiveAvgPool``, deterministic on GPUs too) keeps the head's
+input at 2048.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from cnnlab.models.layers import activation, downsample
+from cnnlab.models.layers import AdaptiveAvgPool, activation, downsample
 from cnnlab.models.registry import register_model
 
 WIDTHS = (32, 64, 128, 256, 512)
@@ -39,7 +40,7 @@ class AheCNN(nn.Module):
             blocks.append(block)
             in_ch = out_ch
         self.features = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.pool = AdaptiveAvgPool(2)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout), nn.Linear(512 * 4, 1024), activation(activation_name),
