@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from cnnlab.errors import UserError
 from cnnlab.runs.grad_flow import read_grad_norms
+from cnnlab.train.distributed import init_distributed
 
 COMMON = ["--shapes-per-class", "6", "--image-size", "16", "--epochs", "1", "--augment", "none",
           "--dropout", "0", "--model-option", "batchnorm=false", "--optimizer", "sgd", "--lr", "0.05",
-          "--val-fraction", "0.2", "--no-channels-last", "--seed", "5", "--log-grad-norms", "1"]
+          "--val-fraction", "0.2", "--no-channels-last", "--seed", "5", "--log-grad-norms", "1",
+          "--device", "cpu"]  # gloo on CPU even where a GPU is visible: the ranks share this machine
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -104,3 +107,15 @@ def test_two_nodes_one_process_each_equal_one_process_and_all_reduce_once_per_st
     assert "effective batch 20 = micro-batch 5 x accumulate 2 x 2 processes" in stderr
     assert "# effective batch 20 = micro-batch 5 x accumulate 2 x 2 processes" in (two / "config.yaml").read_text()
     assert "effective batch 20 = micro-batch 10 x accumulate 2 x 1 process" in single_process[1]
+
+
+def test_more_local_ranks_than_gpus_is_a_one_line_error(monkeypatch):
+    """torchrun --nproc-per-node 2 on a one-GPU node: rank 1 says what to change instead of CUDA's
+    "invalid device ordinal" (seen on an H200), before any process group is started."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match=r"local rank 1, but this node has 1 CUDA GPU\(s\): use --nproc-per-node 1 "
+                                        r"\(one process per GPU\), or --device cpu"):
+        init_distributed("cuda")
+    assert not torch.distributed.is_initialized()

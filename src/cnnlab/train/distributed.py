@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from cnnlab.errors import UserError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -33,9 +35,15 @@ def init_distributed(device_kind: str) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_kind == "cuda" and local_rank >= torch.cuda.device_count():
+        # each local rank drives GPU number local_rank; past the last one CUDA says only "invalid device ordinal"
+        gpus = torch.cuda.device_count()
+        raise UserError(f"torchrun started local rank {local_rank}, but this node has {gpus} CUDA GPU(s): use "
+                        f"--nproc-per-node {gpus} (one process per GPU), or --device cpu")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def gather_to_main(info: DistInfo, obj: object) -> list | None:
