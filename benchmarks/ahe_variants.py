@@ -24,6 +24,7 @@ import torch
 from torch._inductor.utils import fresh_cache
 
 from cnnlab.cli import main as cnnlab
+from cnnlab.memory import keep_freed_memory
 from cnnlab.runs.evaluate import evaluation_images, score
 from cnnlab.runs.run import load_run
 from machine import describe
@@ -147,6 +148,9 @@ def run(doc: str, out_name: str, base: list[str], variants: dict[str, list[str]]
     if unknown:
         sys.exit(f"unknown variant '{unknown[0]}': choose from {', '.join([*variants, *ensembles])} or all")
     seeds = [int(s) for s in a.seeds.split(",")]
+    # glibc keeps freed memory, as `cnnlab evaluate` has it: after side-by-side training no cnnlab command
+    # runs in this process to set it, and its evaluations took 1.8 minutes for the flip ensemble on 2026-12-04
+    keep_freed_memory()
     print(describe(), flush=True)
     rows: list[Row] = []
     for seed in seeds:

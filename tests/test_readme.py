@@ -8,7 +8,9 @@ resuming), 4 shapes per class and 32-pixel images, ``explain dream`` 2 steps, ``
 gradient-flow`` 3 layers of 4 channels for one epoch, ``embed experiment`` one epoch, and an ``--output``
 that already exists gets a fresh name. ``make`` targets are not re-run (they install and run all this).
 ``cnnlab serve`` and the ``curl`` call to it are skipped (it serves until stopped). Commands run in-process (no interpreter start-up each, scripts with ``runpy``); ``> FILE`` and
-``| head -N`` are applied to the captured output.
+``| head -N`` are applied to the captured output. A leading ``NAME=value`` sets that environment variable
+for the command, a trailing ``&`` (run in the background) runs it here in turn, and ``wait`` (for those)
+has nothing left to wait for.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def readme_commands() -> list[str]:
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for command in block.replace("\\\n", " ").splitlines():
             words = shlex.split(command, comments=True)
-            if words and words[0] != "make":
+            if words and words[0] != "make" and words != ["wait"]:
                 commands.append(" ".join(shlex.quote(w) if w != "|" and w != ">" else w for w in words))
     return commands
 
@@ -143,6 +145,9 @@ def test_readme_command_works_as_written(command: str, workspace: Path, monkeypa
     monkeypatch.chdir(workspace)
     monkeypatch.setenv("TORCH_HOME", str(workspace / "torch-home"))
     words = shlex.split(command)
+    while "=" in words[0] and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+        monkeypatch.setenv(*words.pop(0).split("=", 1))
+    words = words[:-1] if words[-1] == "&" else words
     redirect = words[-2:] if len(words) > 2 and words[-2] == ">" else None
     head = words[-3:] if len(words) > 3 and words[-3:-1] == ["|", "head"] else None
     words = words[:-2] if redirect else words[:-3] if head else words
