@@ -1,6 +1,7 @@
 """``layers.AdaptiveAvgPool`` (the reference CNN's pool to 2x2) gives ``F.adaptive_avg_pool2d``'s numbers and
-gradients for any input size, also in deterministic mode and under bf16 autocast; it exists because the
-native op's CUDA backward refuses ``torch.use_deterministic_algorithms(True)``."""
+gradients for any input size, also under bf16 autocast, and lets the reference CNN train in deterministic
+mode on a GPU: it exists because the native op's CUDA backward refuses
+``torch.use_deterministic_algorithms(True)``."""
 
 from __future__ import annotations
 
