@@ -149,7 +149,7 @@ def run(doc: str, out_name: str, base: list[str], variants: dict[str, list[str]]
         sys.exit(f"unknown variant '{unknown[0]}': choose from {', '.join([*variants, *ensembles])} or all")
     seeds = [int(s) for s in a.seeds.split(",")]
     # glibc keeps freed memory, as `cnnlab evaluate` has it: after side-by-side training no cnnlab command
-    # runs in this process to set it, and its evaluations took 1.8 minutes for the flip ensemble on 2026-12-04
+    # runs in this process to set it, and its flip evaluation of the ensemble took about 2 minutes on 2026-12-04
     keep_freed_memory()
     print(describe(), flush=True)
     rows: list[Row] = []
