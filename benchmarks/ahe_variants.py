@@ -152,32 +152,38 @@ def run(doc: str, out_name: str, base: list[str], variants: dict[str, list[str]]
     # runs in this process to set it, and its flip evaluation of the ensemble took about 2 minutes on 2026-12-04
     keep_freed_memory()
     print(describe(), flush=True)
+
+    def label(name: str, seed: int) -> str:
+        return name if len(seeds) == 1 else f"{name}, seed {seed}"
+
+    def job(name: str, seed: int) -> tuple[list[str], Path]:
+        """The variant's `cnnlab train` flags for ``seed``, and its run folder."""
+        flags = [*base, "--data", a.data, *variants[name], "--seed", str(seed), *a.extra]
+        return flags, Path(a.out) / f"{slug(name)}-seed{seed}"
+
     rows: list[Row] = []
     for seed in seeds:
         trained: dict[str, tuple[Path, float]] = {}
         for name in names:
-            label = name if len(seeds) == 1 else f"{name}, seed {seed}"
             if name in together:
                 members = ensembles[name]
-                jobs = {m: ([*base, "--data", a.data, *variants[m], "--seed", str(seed), *a.extra],
-                            Path(a.out) / f"{slug(m)}-seed{seed}") for m in members}
+                jobs = {m: job(m, seed) for m in members}
                 own, wall = train_together(jobs)
                 for m in members:
                     trained[m] = (jobs[m][1], own[m])
-                    rows += evaluate_rows(f"{m} (trained alongside)" if len(seeds) == 1 else
-                                          f"{m} (trained alongside), seed {seed}", [jobs[m][1]], own[m])
-                rows += evaluate_rows(label, [jobs[m][1] for m in members], wall)
+                    rows += evaluate_rows(label(f"{m} (trained alongside)", seed), [jobs[m][1]], own[m])
+                rows += evaluate_rows(label(name, seed), [jobs[m][1] for m in members], wall)
                 continue
             if name in ensembles:
                 members = ensembles[name]
                 if any(m not in trained for m in members):
                     print(f"skip {name}: train {' and '.join(members)} in the same call", flush=True)
                     continue
-                rows += evaluate_rows(label, [trained[m][0] for m in members], sum(trained[m][1] for m in members))
+                rows += evaluate_rows(label(name, seed), [trained[m][0] for m in members],
+                                      sum(trained[m][1] for m in members))
                 continue
-            flags = [*base, "--data", a.data, *variants[name], "--seed", str(seed), *a.extra]
-            trained[name] = train(name, flags, Path(a.out) / f"{slug(name)}-seed{seed}")
-            rows += evaluate_rows(label, [trained[name][0]], trained[name][1])
+            trained[name] = train(name, *job(name, seed))
+            rows += evaluate_rows(label(name, seed), [trained[name][0]], trained[name][1])
     print_table(rows)
     if len(seeds) > 1:
         alongside = [f"{m} (trained alongside)" for n in names if n in together for m in ensembles[n]]

@@ -145,7 +145,7 @@ def test_readme_command_works_as_written(command: str, workspace: Path, monkeypa
     monkeypatch.chdir(workspace)
     monkeypatch.setenv("TORCH_HOME", str(workspace / "torch-home"))
     words = shlex.split(command)
-    while "=" in words[0] and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+    while re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
         monkeypatch.setenv(*words.pop(0).split("=", 1))
     words = words[:-1] if words[-1] == "&" else words
     redirect = words[-2:] if len(words) > 2 and words[-2] == ">" else None

@@ -36,9 +36,9 @@ def init_distributed(device_kind: str) -> DistInfo:
     if world <= 1:
         return DistInfo()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_kind == "cuda" and local_rank >= torch.cuda.device_count():
+    gpus = torch.cuda.device_count() if device_kind == "cuda" else 0
+    if device_kind == "cuda" and local_rank >= gpus:
         # each local rank drives GPU number local_rank; past the last one CUDA says only "invalid device ordinal"
-        gpus = torch.cuda.device_count()
         raise UserError(f"torchrun started local rank {local_rank}, but this node has {gpus} CUDA GPU(s): use "
                         f"--nproc-per-node {gpus} (one process per GPU), or --device cpu")
     if not dist.is_initialized():
