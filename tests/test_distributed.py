@@ -47,10 +47,11 @@ def assert_same_weights(run: Path, reference: Path) -> None:
 def test_ddp_two_ranks_with_accumulation_equal_one_process(tmp_path, single_process):
     # 48 training images. Two ranks x micro-batch 5 x K=2 -> windows of 20, 20 and a short 8 (one
     # micro-batch of 8 dealt 4 + 4); one process with micro-batch 10 and K=2 has the same windows.
+    # A --time-budget the run keeps changes nothing, with rank 0's clock broadcast after every step.
     ddp = tmp_path / "ddp"
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "cnnlab",
-         "train", *COMMON, "--batch-size", "5", "--accumulate", "2", "--output", str(ddp)],
+         "train", *COMMON, "--batch-size", "5", "--accumulate", "2", "--time-budget", "600", "--output", str(ddp)],
         capture_output=True, text=True, env=ENV, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -132,6 +132,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "skipped epochs have NaN validation columns in the history and cannot be the best "
                         "checkpoint by a val_ column. Saves the validation passes (raw and EMA weights), about 15%% of an epoch "
                         "for the AHE recipes")
+    g.add_argument("--time-budget", type=float, metavar="MINUTES",
+                   help="wall time for loading the data and training (the final validation comes after): where "
+                        "the clock is ahead of the planned steps, the learning-rate schedule (and progressive "
+                        "resizing) moves on to the share of the budget spent, skipping steps, and training "
+                        "ends with the schedule. A machine fast enough for all --epochs trains exactly as "
+                        "without it (0 = off)")
     g.add_argument("--eval-batch-size", type=int, help="images per forward pass when validating")
     g.add_argument("--data-threads", type=int, help="threads preparing and augmenting the next micro-batches while "
                    "the model trains on this one (0: each in turn). Helps when the model leaves a core "

@@ -70,6 +70,7 @@ class TrainConfig:
     device: str = "auto"
     monitor: str = "val_accuracy"
     patience: int = 0  # early stopping after this many validations without improvement; 0 = off
+    time_budget: float = 0.0  # minutes of wall time for loading and training; the schedule keeps to it (train.budget); 0 = off
     val_every: int = 1  # validate after every N-th epoch and always after the last; 0: after the last only
     eval_batch_size: int = 256
     data_threads: int = 0  # threads preparing the next micro-batches while the model trains; 0: in turn

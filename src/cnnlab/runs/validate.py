@@ -136,6 +136,7 @@ RULES: dict[str, Rule] = {
     "monitor": Rule(f"a history column: one of {', '.join(MONITOR_COLUMNS)}", lambda v: v in MONITOR_COLUMNS),
     "patience": integer(0),
     "val_every": integer(0),
+    "time_budget": Rule("minutes of wall time, a number >= 0 (e.g. 13.5; 0 = off)", number(0).accepts),
     "eval_batch_size": integer(1),
     "data_threads": integer(0, 64),
     "log_grad_norms": integer(0),
@@ -187,6 +188,9 @@ def _check_combinations(cfg: TrainConfig) -> None:
     if cfg.freeze_epochs and cfg.freeze == "head":
         raise UserError("--freeze-epochs trains the head first and then unfreezes, but --freeze head keeps the "
                         "backbone frozen: pass --freeze none or --freeze N")
+    if cfg.time_budget and cfg.freeze_epochs:
+        raise UserError("--time-budget keeps one learning-rate schedule to the clock, but --freeze-epochs starts "
+                        "a second one after the head-only epochs: pass only one of them")
 
 
 def _check_model(cfg: TrainConfig) -> None:

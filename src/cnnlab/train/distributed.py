@@ -67,3 +67,12 @@ def broadcast_flag(info: DistInfo, flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1 if flag else 0], device=device)
     dist.broadcast(t, 0)
     return bool(t.item())
+
+
+def broadcast_value(info: DistInfo, value: float, device: torch.device) -> float:
+    """Rank 0's number (e.g. seconds of a time budget spent) for every rank."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, 0)
+    return float(t.item())

@@ -40,7 +40,8 @@ from cnnlab.runs.checkpoint import checkpoint_path, load_checkpoint, save_checkp
 from cnnlab.runs.config import TrainConfig, to_yaml
 from cnnlab.train.ema import WeightEMA
 from cnnlab.train.mixing import Mixing
-from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, gather_to_main, init_distributed
+from cnnlab.train.budget import TimeBudget
+from cnnlab.train.distributed import DistInfo, barrier, broadcast_flag, broadcast_value, gather_to_main, init_distributed
 from cnnlab.train.freeze import FineTune
 from cnnlab.train.grad_norms import GradNorms
 from cnnlab.train.guard import NonFiniteGuard
@@ -85,6 +86,7 @@ class Trainer:
         run_dir: str | Path | None = None,
     ) -> None:
         """Prefer ``Trainer.from_config`` / ``Trainer.resume``; ``checkpoint`` and ``run_dir`` go together."""
+        self.built_at = time.monotonic()  # a --time-budget counts from here: loading the data is part of the run
         self.cfg = cfg.validate()
         if checkpoint is None:
             runs.check_output_free(self.cfg)  # before any work, not after loading the data
@@ -196,6 +198,8 @@ class Trainer:
         self.criterion = nn.CrossEntropyLoss(reduction="sum", label_smoothing=cfg.label_smoothing)
         self.order_gen = torch.Generator().manual_seed(cfg.seed)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.budget = (TimeBudget(cfg.time_budget, self.steps_per_epoch * cfg.epochs, started=self.built_at)
+                       if cfg.time_budget else None)
 
     def _init_counters(self) -> None:
         self.epoch = 0  # epochs completed
@@ -255,6 +259,7 @@ class Trainer:
             "image_size": self.image_size,
             "finetune": self.finetune.state(),
             "last_step_lr": self.last_step_lr,
+            **({"time_budget": self.budget.state()} if self.budget else {}),
             "in_epoch": None,  # at an epoch's end; see _between_steps for checkpoints inside one
         }
 
@@ -281,6 +286,8 @@ class Trainer:
         self.epoch, self.history = int(ckpt["epoch"]), list(ckpt["history"])
         self.global_step = int(ckpt.get("global_step", self.epoch * self.steps_per_epoch))  # older checkpoints
         self.best, self.stale_epochs = ckpt["best"], int(ckpt["stale_epochs"])
+        if self.budget is not None:
+            self.budget.restore(ckpt["time_budget"])
         self.norm = Normalization.from_dict(ckpt["normalization"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         self.order_gen.set_state(ckpt["rng"]["order"])
@@ -310,8 +317,11 @@ class Trainer:
     def _fit_epochs(self) -> None:
         if self.epoch >= self.cfg.epochs and self.dist.is_main:
             logger.warning(f"{self.run_dir} already finished {self.epoch} epochs: pass --epochs N (more) to continue")
+        if self.budget_over() and self.epoch < self.cfg.epochs and self.dist.is_main:
+            logger.warning(f"{self.run_dir} already ended at its --time-budget of {self.cfg.time_budget:g} min: "
+                           "start a new run to train longer")
         self._emit("on_fit_start")
-        while self.epoch < self.cfg.epochs:
+        while self.epoch < self.cfg.epochs and not self.budget_over():
             self._begin_epoch()
             self._emit("on_epoch_start")
             t0 = time.perf_counter()
@@ -329,7 +339,7 @@ class Trainer:
             if self.ema is not None:
                 ema_val = self.validate(self.ema.model) if validated else skipped
                 row.update({f"val_ema_{k}": v for k, v in ema_val.items()})
-            row["images_per_s"] = len(self.data.train) / train_time
+            row["images_per_s"] = len(self.data.train) * self.epoch_share / train_time
             row["epoch_time_s"] = time.perf_counter() - t0
             self.history.append(row)
             if validated or not self.cfg.monitor.startswith("val_"):
@@ -340,6 +350,10 @@ class Trainer:
                 logger.info(f"early stop: {self.cfg.monitor} did not improve for {self.cfg.patience} epochs")
             if broadcast_flag(self.dist, stop, self.device):
                 break
+            if self.budget_over():
+                if self.budget.skipped and self.dist.is_main:  # type: ignore[union-attr]
+                    logger.info(f"epoch {self.epoch}: {self.budget.describe()}")  # type: ignore[union-attr]
+                break
         self._emit("on_fit_end")
         barrier(self.dist)
 
@@ -348,7 +362,11 @@ class Trainer:
         the last, so the weights a run ends with are scored. Skipping saves forward passes over the
         validation split (two with ``--ema``); the trained weights do not depend on it."""
         every = self.cfg.val_every
-        return epoch >= self.cfg.epochs or (every > 0 and epoch % every == 0)
+        return epoch >= self.cfg.epochs or (every > 0 and epoch % every == 0) or self.budget_over()
+
+    def budget_over(self) -> bool:
+        """The --time-budget's schedule has ended: no optimiser step is left (False without a budget)."""
+        return self.budget is not None and self.budget.over
 
     def _emit(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
@@ -356,8 +374,10 @@ class Trainer:
 
     def _set_image_size(self) -> None:
         """Progressive resizing: the training and validation images at this epoch's size. The learning
-        rate schedule counts steps, and steps per epoch do not depend on the size, so it runs on."""
-        size = self.cfg.size_at(self.epoch, self.default_size)
+        rate schedule counts steps, and steps per epoch do not depend on the size, so it runs on. Under
+        a --time-budget the size is that of the epoch the schedule has reached (it may skip steps)."""
+        reached = self.budget.epoch_reached(self.steps_per_epoch) if self.budget is not None else 0
+        size = self.cfg.size_at(max(self.epoch, reached), self.default_size)
         if size != self.image_size:
             self.data, self.image_size, self.cache = self._images_at(size), size, None  # cached features: old size
             if self.dist.is_main:
@@ -406,6 +426,7 @@ class Trainer:
         start = progress.next_batch
         threads = 0 if self.cache is not None else self.cfg.data_threads
         stream = prefetch(lambda i: self._batch(plan[i], seeds[i]), range(start, len(plan)), threads)
+        self.epoch_share = 0.0  # of the epoch's micro-batches, trained on in this call (for images/s)
         with contextlib.closing(stream) as batches:
             for i, mb, (x, target) in zip(range(start, len(plan)), plan[start:], batches):
                 sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
@@ -422,8 +443,11 @@ class Trainer:
                 metrics.update(logits, y, loss_sum)
                 progress.record(i, logits, y, loss_sum)
                 self._emit("on_batch_end", BatchInfo(self.epoch + 1, i, len(plan), len(target), loss_sum))
+                self.epoch_share = (i + 1 - start) / len(plan)
                 if mb.ends_window:
                     self._between_steps()
+                    if self.budget_over():  # --time-budget: the schedule has ended inside this epoch
+                        break
         self.progress = None
         return metrics.compute()
 
@@ -441,6 +465,8 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
+        if self.budget is not None:  # the schedule follows the clock where it is ahead (rank 0's clock)
+            self.budget.catch_up(self.schedule, broadcast_value(self.dist, self.budget.spent(), self.device))
         if self.ema is not None:
             self.ema.update(self.model)
         self.global_step += 1
