@@ -118,6 +118,10 @@ def test_a_short_budget_ends_early_with_the_schedule_and_resizes_on_its_clock(tm
         resumed.fit()
     assert "already ended at its --time-budget" in caplog.text
     assert history_without_timing(run) == history
+    longer = Trainer.resume(run, epochs=6)  # more epochs, but no time left to train them in
+    assert longer.budget.position < longer.budget.total_steps and longer.budget.over
+    longer.fit()
+    assert history_without_timing(run) == history
 
 
 @pytest.mark.parametrize("flags, message", [

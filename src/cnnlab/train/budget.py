@@ -56,8 +56,9 @@ class TimeBudget:
 
     @property
     def over(self) -> bool:
-        """The schedule has reached its end: no optimiser step is left."""
-        return self.position >= self.total_steps
+        """No optimiser step is left: the schedule has reached its end, or the run was resumed with its
+        budget spent (``--epochs`` raised on a run that ended on time). Both are the same on every rank."""
+        return self.position >= self.total_steps or self.spent_before >= self.seconds
 
     def epoch_reached(self, steps_per_epoch: int) -> int:
         """Epochs of the schedule done (for progressive resizing), counting skipped steps."""
