@@ -350,10 +350,8 @@ class Trainer:
                 logger.info(f"early stop: {self.cfg.monitor} did not improve for {self.cfg.patience} epochs")
             if broadcast_flag(self.dist, stop, self.device):
                 break
-            if self.budget_over():
-                if self.budget.skipped and self.dist.is_main:  # type: ignore[union-attr]
-                    logger.info(f"epoch {self.epoch}: {self.budget.describe()}")  # type: ignore[union-attr]
-                break
+            if self.budget_over() and self.budget.skipped and self.dist.is_main:  # type: ignore[union-attr]
+                logger.info(f"epoch {self.epoch}: {self.budget.describe()}")  # type: ignore[union-attr]
         self._emit("on_fit_end")
         barrier(self.dist)
 
