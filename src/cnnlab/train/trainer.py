@@ -424,7 +424,6 @@ class Trainer:
         start = progress.next_batch
         threads = 0 if self.cache is not None else self.cfg.data_threads
         stream = prefetch(lambda i: self._batch(plan[i], seeds[i]), range(start, len(plan)), threads)
-        self.epoch_share = 0.0  # of the epoch's micro-batches, trained on in this call (for images/s)
         with contextlib.closing(stream) as batches:
             for i, mb, (x, target) in zip(range(start, len(plan)), plan[start:], batches):
                 sync = contextlib.nullcontext() if mb.ends_window or not self.dist.enabled else self.net.no_sync()
@@ -441,11 +440,11 @@ class Trainer:
                 metrics.update(logits, y, loss_sum)
                 progress.record(i, logits, y, loss_sum)
                 self._emit("on_batch_end", BatchInfo(self.epoch + 1, i, len(plan), len(target), loss_sum))
-                self.epoch_share = (i + 1 - start) / len(plan)
                 if mb.ends_window:
                     self._between_steps()
                     if self.budget_over():  # --time-budget: the schedule has ended inside this epoch
                         break
+        self.epoch_share = (progress.next_batch - start) / len(plan)  # trained on in this call (for images/s)
         self.progress = None
         return metrics.compute()
 
