@@ -71,6 +71,30 @@ def test_a_slow_clock_skips_steps_so_the_schedule_ends_on_time():
     assert "4 of the schedule's 10 optimiser steps were skipped" in budget.describe()
 
 
+@pytest.mark.parametrize("step_s, positions", [(4.0, range(10)), (8.0, (0, 2, 4, 6, 8))])
+def test_the_start_up_is_not_counted_as_steps_running_late(step_s, positions):
+    """1 min for 10 steps, 20 s of it spent loading before the first: 40 s are left for the steps.
+    Steps of 4 s fit (counting the start-up as steps would skip 4 after the first); after the k-th
+    step of 8 s the plan is at floor(8k / 40 * 10) = 2k: every other step is skipped."""
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=1.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
+    clock = FakeClock()
+    budget = TimeBudget(1.0, total_steps=10, started=0.0, clock=clock)
+    clock.now = 20.0
+    budget.start_training(budget.spent())
+    used = []
+    while not budget.over:
+        used.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+        clock.now += step_s
+        budget.catch_up(schedule, budget.spent())
+    plan = planned_lrs(1.0, 10)
+    assert used == [plan[i] for i in positions]
+    assert clock.now == 20.0 + step_s * len(positions) <= 60.0
+
+
 def test_a_budget_the_machine_keeps_changes_nothing(tmp_path):
     plain, budgeted = tmp_path / "plain", tmp_path / "budgeted"
     assert main(["train", *FLAGS, "--output", str(plain)]) == 0
@@ -104,7 +128,7 @@ def test_a_short_budget_ends_early_with_the_schedule_and_resizes_on_its_clock(tm
     assert [row["image_size"] for row in history] == [16, 16, 24]
     ckpt = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 2 * steps + 1 and ckpt["epoch"] == 3
-    assert ckpt["time_budget"] == {"spent_s": STEP_S * (2 * steps + 1), "position": 4 * steps,
+    assert ckpt["time_budget"] == {"spent_s": STEP_S * (2 * steps + 1), "setup_s": 0.0, "position": 4 * steps,
                                    "skipped": 2 * steps - 1}
     # the last step trained at the plan's position 4S - 2, one before its last
     assert history[-1]["lr"] == pytest.approx(planned_lrs(0.01, 4 * steps)[4 * steps - 2], rel=1e-6)
@@ -132,3 +156,28 @@ def test_bad_budgets_are_one_line_errors(flags, message, capsys):
     assert main(["train", *FLAGS, *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_long_start_up_that_leaves_time_for_every_step_skips_none(tmp_path):
+    """Loading takes as long as all the steps and the budget holds both (with half a step to spare): the
+    run equals one without a budget, where counting the loading as steps would skip about half."""
+    def run(name: str, budgeted: bool):
+        cfg = TrainConfig(model="tiny_test", shapes_per_class=6, image_size="16", epochs=2, batch_size=8, seed=3,
+                          schedule="onecycle", lr=0.01, val_every=0, device="cpu", output=str(tmp_path / name))
+        clock = FakeClock()
+        trainer = Trainer.from_config(cfg, callbacks=[Tick(clock)])
+        total = 2 * trainer.steps_per_epoch
+        start_up = STEP_S * total
+        if budgeted:
+            trainer.cfg.time_budget = (start_up + STEP_S * (total + 0.5)) / 60
+            trainer.budget = TimeBudget(trainer.cfg.time_budget, total, started=0.0, clock=clock)
+        clock.now = start_up
+        return trainer.fit(), total, start_up
+
+    plain, _, _ = run("plain", budgeted=False)
+    budgeted, total, start_up = run("budgeted", budgeted=True)
+    assert history_without_timing(plain) == history_without_timing(budgeted)
+    ckpt = torch.load(budgeted / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == total
+    assert ckpt["time_budget"] == {"spent_s": start_up + STEP_S * total, "setup_s": start_up, "position": total,
+                                   "skipped": 0}

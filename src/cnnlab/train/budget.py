@@ -2,15 +2,18 @@
 
 The learning-rate schedule is planned over ``epochs x steps per epoch`` optimiser steps. With a budget it
 follows whichever is further along, the steps taken or the clock: after every optimiser step, when the
-share of the budget spent is ahead of the share of the schedule done, the schedule is stepped on to
-the same share (those steps are skipped, not taken). Training ends when the schedule does, so a run on
-a slow day takes fewer steps but still warms up, peaks and anneals to its floor, and the last weights
-are the annealed ones. On a machine fast enough for the whole plan the clock never gets ahead, and the
-run is the one it would be without a budget, step for step.
+share of the training time spent is ahead of the share of the schedule done, the schedule is stepped
+on to the same share (those steps are skipped, not taken). Training ends when the schedule does, so a
+run on a slow day takes fewer steps but still warms up, peaks and anneals to its floor, and the last
+weights are the annealed ones. On a machine fast enough for the whole plan the clock never gets ahead,
+and the run is the one it would be without a budget, step for step.
 
 The clock starts when the run is built (data loading counts) and carries over a resume; the final
-validation and checkpoint come after it. Progressive resizing follows the schedule too: an epoch's
-image size is that of the epoch the schedule has reached, so a short run keeps its last size's share.
+validation and checkpoint come after it. The training time is what the budget leaves after the
+start-up (building the run, loading the data): the start-up is a fixed cost, not steps running late,
+so it shortens every step's share instead of skipping the first steps of the warm-up. Progressive
+resizing follows the schedule too: an epoch's image size is that of the epoch the schedule has
+reached, so a short run keeps its last size's share.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class TimeBudget:
         self.position = 0  # schedule steps done in the phase, taken or skipped
         self.skipped = 0  # of them skipped to keep time
         self.spent_before = 0.0  # seconds spent before a resume
+        self.setup = 0.0  # seconds spent before the first step: building the run, loading the data
         self.clock = clock
         self.started = clock() if started is None else started
 
@@ -41,12 +45,21 @@ class TimeBudget:
         """Seconds of the budget spent so far, across resumes."""
         return self.spent_before + self.clock() - self.started
 
+    def start_training(self, spent: float) -> None:
+        """Training starts with ``spent`` seconds of the budget gone (rank 0's under DDP): they are the
+        start-up. A resumed run keeps its first start-up; its own loading time is caught up like late
+        steps."""
+        if self.position == 0:
+            self.setup = spent
+
     def catch_up(self, schedule: LRScheduler, spent: float) -> int:
         """After one optimiser step (already applied to ``schedule``): step the schedule on to the share
-        of the budget ``spent`` (seconds; rank 0's under DDP, so every rank skips alike). Returns the
-        steps skipped now."""
+        of the training time ``spent`` (seconds of the budget; rank 0's under DDP, so every rank skips
+        alike). Returns the steps skipped now."""
         self.position += 1
-        target = min(self.total_steps, math.floor(spent / self.seconds * self.total_steps))
+        training_time = self.seconds - self.setup
+        share = (spent - self.setup) / training_time if training_time > 0 else 1.0
+        target = min(self.total_steps, math.floor(share * self.total_steps))
         skip = max(0, target - self.position)
         for _ in range(skip):
             schedule.step()
@@ -65,12 +78,13 @@ class TimeBudget:
         return self.position // max(1, steps_per_epoch)
 
     def state(self) -> dict[str, Any]:
-        return {"spent_s": self.spent(), "position": self.position, "skipped": self.skipped}
+        return {"spent_s": self.spent(), "setup_s": self.setup, "position": self.position, "skipped": self.skipped}
 
     def restore(self, state: dict[str, Any]) -> None:
         """A resumed run goes on from its checkpoint's clock and position; this process's clock keeps
         running from when it started building the run (loading the data again counts)."""
         self.spent_before = float(state["spent_s"])
+        self.setup = float(state.get("setup_s", 0.0))  # older checkpoints counted no start-up
         self.position = int(state["position"])
         self.skipped = int(state["skipped"])
 

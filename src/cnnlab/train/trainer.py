@@ -320,6 +320,8 @@ class Trainer:
         if self.budget_over() and self.epoch < self.cfg.epochs and self.dist.is_main:
             logger.warning(f"{self.run_dir} already ended at its --time-budget of {self.cfg.time_budget:g} min: "
                            "start a new run to train longer")
+        if self.budget is not None:
+            self.budget.start_training(broadcast_value(self.dist, self.budget.spent(), self.device))
         self._emit("on_fit_start")
         while self.epoch < self.cfg.epochs and not self.budget_over():
             self._begin_epoch()
