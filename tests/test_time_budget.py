@@ -50,19 +50,26 @@ def planned_lrs(lr: float, total: int) -> list[float]:
     return lrs
 
 
-def test_a_slow_clock_skips_steps_so_the_schedule_ends_on_time():
+def rates_taken(budget: TimeBudget, clock: FakeClock, step_s: float) -> list[float]:
+    """The rate of each step a 10-step one-cycle schedule (peak 1.0) takes under ``budget``, with each
+    step taking ``step_s`` seconds of ``clock``."""
     w = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([w], lr=1.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
-    clock = FakeClock()
-    budget = TimeBudget(1.0, total_steps=10, started=0.0, clock=clock)  # 60 s for 10 steps of 10 s each
     used = []
     while not budget.over:
         used.append(opt.param_groups[0]["lr"])
         opt.step()
         schedule.step()
-        clock.now += STEP_S
+        clock.now += step_s
         budget.catch_up(schedule, budget.spent())
+    return used
+
+
+def test_a_slow_clock_skips_steps_so_the_schedule_ends_on_time():
+    clock = FakeClock()
+    budget = TimeBudget(1.0, total_steps=10, started=0.0, clock=clock)  # 60 s for 10 steps of 10 s each
+    used = rates_taken(budget, clock, STEP_S)
     # by hand: after step k the clock says 10k s = k/6 of the budget, so the plan is at floor(10k/6):
     # 1, 3 (one skipped), 5 (one), 6, 8 (one), 10 (one): six steps taken, at plan positions 0 1 3 5 6 8
     plan = planned_lrs(1.0, 10)
@@ -76,20 +83,11 @@ def test_the_start_up_is_not_counted_as_steps_running_late(step_s, positions):
     """1 min for 10 steps, 20 s of it spent loading before the first: 40 s are left for the steps.
     Steps of 4 s fit (counting the start-up as steps would skip 4 after the first); after the k-th
     step of 8 s the plan is at floor(8k / 40 * 10) = 2k: every other step is skipped."""
-    w = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([w], lr=1.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
     clock = FakeClock()
     budget = TimeBudget(1.0, total_steps=10, started=0.0, clock=clock)
     clock.now = 20.0
     budget.start_training(budget.spent())
-    used = []
-    while not budget.over:
-        used.append(opt.param_groups[0]["lr"])
-        opt.step()
-        schedule.step()
-        clock.now += step_s
-        budget.catch_up(schedule, budget.spent())
+    used = rates_taken(budget, clock, step_s)
     plan = planned_lrs(1.0, 10)
     assert used == [plan[i] for i in positions]
     assert clock.now == 20.0 + step_s * len(positions) <= 60.0
