@@ -179,3 +179,6 @@ def test_a_long_start_up_that_leaves_time_for_every_step_skips_none(tmp_path):
     assert ckpt["global_step"] == total
     assert ckpt["time_budget"] == {"spent_s": start_up + STEP_S * total, "setup_s": start_up, "position": total,
                                    "skipped": 0}
+    resumed = Trainer.resume(budgeted, epochs=3)  # keeps the first start-up; its own loading counts as late steps
+    resumed.budget.start_training(resumed.budget.spent())
+    assert resumed.budget.setup == start_up and resumed.budget.spent_before == start_up + STEP_S * total
