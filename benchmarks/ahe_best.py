@@ -84,7 +84,8 @@ ENSEMBLES = {
     # side by side, Lite0's 9 epochs on one thread outlast MobileNetV2's 12 by about 4.5 minutes (seed 10),
     # with the other core idle: one epoch at 128 px fewer evens them out
     "MobileNetV2 and Lite0 for 8 epochs side by side (one thread each)": [
-        "MobileNetV2 without a time budget (the recipe of seeds 6-11)", "EfficientNet-Lite0 for 8 epochs (4 at 96 px and 4 at 128 px)"],
+        "MobileNetV2 without a time budget (the recipe of seeds 6-11)",
+        "EfficientNet-Lite0 for 8 epochs (4 at 96 px and 4 at 128 px)"],
     "ensemble of MobileNetV2 and EfficientNet-Lite0 (the recipe)": ["MobileNetV2 (recipes/ahe_best.yaml)",
                                                                     "EfficientNet-Lite0 (recipes/ahe_best_lite0.yaml)"],
     "ensemble of the two without a time budget (the recipe of seeds 6-11)": [
